@@ -1,0 +1,21 @@
+"""yolov7_mmdet: YOLOv7 (Wang, Bochkovskiy, Liao, 2022; arXiv:2207.02696) as an MMDetection 3.x plugin.
+
+``import yolov7_mmdet`` checks the installed stack, then registers every component into mmdet's own
+registries (``mmdet.registry.MODELS``, ``TASK_UTILS``, ``TRANSFORMS``, ``HOOKS``, ...), so configs use::
+
+    custom_imports = dict(imports=['yolov7_mmdet'], allow_failed_imports=False)
+    default_scope = 'mmdet'
+"""
+from .utils.stack import check_stack
+from .version import __version__
+
+check_stack()
+
+from .utils.config import config_path  # noqa: E402
+from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+
+allow_mmengine_checkpoints()
+
+from . import datasets, engine, models  # noqa: E402,F401  (registration)
+
+__all__ = ['__version__', 'config_path', 'check_stack']

@@ -1,0 +1,1 @@
+"""Registered on import; see the package docstring."""
