@@ -1,0 +1,69 @@
+"""Train a detector with YOLOv7 components; the flags are mmdet 3.3's ``tools/train.py``.
+
+    python tools/train.py configs/yolov7/yolov7_tiny_8xb16-300e_coco.py [--amp] [--resume [CKPT]]
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+import yolov7_mmdet  # noqa: F401  (registers the plugin; lets torch load our checkpoints)
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from yolov7_mmdet.utils.launch import build_runner, load_config
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual total batch size')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from CKPT, or from the latest checkpoint in the work dir when CKPT is omitted')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. train_dataloader.batch_size=4')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_amp(cfg) -> None:
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        print('AMP is already enabled in the config.')
+        return
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def enable_auto_scale_lr(cfg) -> None:
+    auto_scale_lr = cfg.get('auto_scale_lr', None)
+    if not auto_scale_lr or 'base_batch_size' not in auto_scale_lr:
+        raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` in the config.')
+    cfg.auto_scale_lr.enable = True
+
+
+def apply_resume(cfg, resume: str) -> None:
+    cfg.resume = True
+    cfg.load_from = None if resume == 'auto' else resume
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    setup_cache_size_limit_of_dynamo()
+    cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir,
+                      launcher=args.launcher)
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg)
+    if args.resume is not None:
+        apply_resume(cfg, args.resume)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()

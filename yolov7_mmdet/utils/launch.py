@@ -1,0 +1,82 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: config loading and runner building.
+
+The flags and their meaning follow mmdet 3.3's own tools, so a user's muscle memory carries over.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch import nn
+
+from mmdet.registry import RUNNERS
+
+
+def load_config(config: str, *, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Load a config, apply ``--cfg-options`` and resolve the work dir.
+
+    Args:
+        config: Path of the config file.
+        cfg_options: ``--cfg-options`` key/value overrides (dotted keys).
+        work_dir: ``--work-dir``; when None the config's own, else ``./work_dirs/<config name>``.
+        launcher: ``none``, ``pytorch``, ``slurm`` or ``mpi`` (mmengine's launchers).
+    """
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build mmengine's runner, or the one named by ``runner_type`` in the config."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def find_state_dict_mismatches(model: nn.Module, state_dict: dict) -> list[str]:
+    """Describe the parameters and buffers where a state dict does not fit a model (empty: fits)."""
+    expected = model.state_dict()
+    problems = [f'missing: {key}' for key in expected if key not in state_dict]
+    problems += [f'unexpected: {key}' for key in state_dict if key not in expected]
+    problems += [
+        f'shape of {key}: checkpoint {tuple(value.shape)} vs model {tuple(expected[key].shape)}'
+        for key, value in state_dict.items()
+        if key in expected and hasattr(value, 'shape') and value.shape != expected[key].shape
+    ]
+    return problems
+
+
+def check_checkpoint_fits(model: nn.Module, checkpoint: str) -> None:
+    """Refuse, with a clear message, a checkpoint whose weights do not fit ``model``.
+
+    mmengine loads ``load_from`` non-strictly and only logs missing keys, which would evaluate a
+    partly random model (for example a checkpoint of another YOLOv7 variant, or one trained with
+    another ``num_classes``). ``tools/test.py`` calls this before evaluating.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If keys are missing or unexpected, or shapes differ; the message lists them.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint {checkpoint!r} does not exist.')
+    loaded = _load_checkpoint(checkpoint, map_location='cpu')
+    state_dict = loaded.get('state_dict', loaded)
+    detector = getattr(model, 'module', model)  # unwrap DDP and test-time-augmentation wrappers
+    problems = find_state_dict_mismatches(detector, state_dict)
+    if problems:
+        shown = '\n  '.join(problems[:10]) + (f'\n  ... and {len(problems) - 10} more'
+                                                if len(problems) > 10 else '')
+        raise ValueError(
+            f'Checkpoint {checkpoint!r} does not fit the model of this config ({len(problems)} '
+            f'mismatches; a checkpoint of another variant, or trained with another num_classes?):'
+            f'\n  {shown}')
