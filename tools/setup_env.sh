@@ -45,10 +45,11 @@ with_progress() {
 }
 
 install_mmcv() {
-    local spec
+    local spec find_links=()
     spec=$(pinned mmcv)
     if ls "$SHARED_WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
-        say "installing $spec (prebuilt wheel from $SHARED_WHEELS if it fits this Python and torch)"
+        say "installing $spec (prebuilt wheel from $SHARED_WHEELS when it fits this Python and torch)"
+        find_links=(--find-links "$SHARED_WHEELS")
     else
         say "no prebuilt mmcv wheel in $SHARED_WHEELS: building $spec from source with its C++ ops" \
             "(20-40 minutes on 2 cores)"
@@ -56,7 +57,7 @@ install_mmcv() {
     # --no-build-isolation: an isolated build sees no torch and silently drops mmcv._ext.
     MAX_JOBS=${MAX_JOBS:-$(nproc)} with_progress "mmcv build" \
         "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-build-isolation \
-        --find-links "$SHARED_WHEELS" "$spec"
+        "${find_links[@]}" "$spec"
 }
 
 main() {

@@ -13,19 +13,24 @@ name is bound to :func:`_statistics_method`, which resolves only the statistics 
 """
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
 
+_BUILTIN_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
+
+
 def _statistics_method(owner, name: str):
     """A ``getattr`` that only hands out ``HistoryBuffer``'s statistics methods (min, max, ...)."""
-    if owner is HistoryBuffer and callable(getattr(HistoryBuffer, name, None)) \
-            and not name.startswith('_'):
+    allowed = _BUILTIN_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
-    raise torch.serialization.pickle.UnpicklingError(
+    raise pickle.UnpicklingError(
         f'Refusing getattr({owner!r}, {name!r}) while loading a checkpoint: only the statistics '
-        'methods of mmengine HistoryBuffer are allowed.')
+        f'methods of mmengine HistoryBuffer ({", ".join(sorted(allowed))}) are allowed.')
 
 
 def _numpy_globals() -> list:
