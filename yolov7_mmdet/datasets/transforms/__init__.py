@@ -1,1 +1,9 @@
-"""Registered on import; see the package docstring."""
+"""YOLOv7's data transforms, registered in mmdet's ``TRANSFORMS`` (see ``docs/data_pipeline.md``)."""
+from .hsv import YOLOv7HSVRandomAug
+from .letterbox import YOLOv7Letterbox
+from .mix_up import YOLOv7MixUp
+from .mosaic import YOLOv7Mosaic
+from .random_affine import YOLOv7RandomAffine
+
+__all__ = ['YOLOv7HSVRandomAug', 'YOLOv7Letterbox', 'YOLOv7MixUp', 'YOLOv7Mosaic',
+           'YOLOv7RandomAffine']
