@@ -1,0 +1,262 @@
+"""YOLOv7's training loss (official ``ComputeLossOTA`` / ``ComputeLossAuxOTA``), batched.
+
+YOLOv7 (Wang, Bochkovskiy, Liao, 2022, arXiv:2207.02696). Per level and head:
+
+* box: mean over positives of ``1 - CIoU`` (YOLOv5's CIoU, in grid units relative to the cell);
+* objectness: BCE over every prediction, target = the positive's CIoU (detached, clamped at 0) at
+  assigned cells and 0 elsewhere, weighted per level (4.0, 1.0, 0.4) for P5 / (4.0, 1.0, 0.25, 0.06)
+  for P6;
+* class: BCE over positives and classes, skipped when there is a single class.
+
+The gains follow the official training script: ``box *= 3 / L``, ``cls *= C / 80 * 3 / L``,
+``obj *= (img_size / 640) ** 2 * 3 / L``, and each component is multiplied by the batch size, so the
+sum of the returned components is the official total loss. With an aux head, both label sets come from
+the lead head's predictions (lead guided): the lead head learns the fine set, the aux head the coarse
+set, weighted by 0.25 (see ``docs/label_assignment.md``).
+
+Everything is computed on padded tensors: no Python loop over images or boxes, no host sync.
+"""
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.structures.bbox import bbox_overlaps
+
+from ..task_modules.assigners import YOLOv7AssignResult, decode_boxes, sanitize_gt
+
+# Official objectness weights per level (P3, P4, P5[, P6[, P7]]).
+_OBJ_LEVEL_WEIGHTS = {3: (4.0, 1.0, 0.4), 4: (4.0, 1.0, 0.25, 0.06), 5: (4.0, 1.0, 0.25, 0.06, 0.02)}
+
+
+def yolo_ciou(pred_xywh: Tensor, target_xywh: Tensor, eps: float = 1e-7) -> Tensor:
+    """Complete IoU of aligned (..., 4) centre-size boxes, YOLOv5 / YOLOv7 flavour.
+
+    Differs from mmdet's ``ciou_loss`` on purpose: the aspect term's weight ``alpha`` is not gated by
+    IoU > 0.5 and ``eps`` is added to the heights, so a zero-height target stays finite. Both match
+    the official implementation.
+    """
+    pred_lt, pred_rb = pred_xywh[..., :2] - pred_xywh[..., 2:] / 2, pred_xywh[..., :2] + pred_xywh[..., 2:] / 2
+    tgt_lt, tgt_rb = target_xywh[..., :2] - target_xywh[..., 2:] / 2, target_xywh[..., :2] + target_xywh[..., 2:] / 2
+    inter = (torch.minimum(pred_rb, tgt_rb) - torch.maximum(pred_lt, tgt_lt)).clamp(min=0).prod(-1)
+    pred_w, pred_h = (pred_rb - pred_lt).unbind(-1)
+    tgt_w, tgt_h = (tgt_rb - tgt_lt).unbind(-1)
+    pred_h, tgt_h = pred_h + eps, tgt_h + eps
+    iou = inter / (pred_w * pred_h + tgt_w * tgt_h - inter + eps)
+
+    enclose = torch.maximum(pred_rb, tgt_rb) - torch.minimum(pred_lt, tgt_lt)  # (..., 2)
+    diagonal_sq = enclose.pow(2).sum(-1) + eps
+    centre_dist_sq = ((tgt_lt + tgt_rb - pred_lt - pred_rb) ** 2).sum(-1) / 4
+    aspect = (4 / math.pi ** 2) * (torch.atan(tgt_w / (tgt_h + eps)) - torch.atan(pred_w / (pred_h + eps))) ** 2
+    with torch.no_grad():
+        alpha = aspect / (aspect - iou + (1 + eps))
+    return iou - (centre_dist_sq / diagonal_sq + aspect * alpha)
+
+
+@MODELS.register_module()
+class YOLOv7Loss(nn.Module):
+    """YOLOv7 loss with lead-guided, coarse-to-fine SimOTA assignment.
+
+    Args:
+        num_classes: number of classes C.
+        assigner: config of the lead head's (fine) assigner.
+        aux_assigner: config of the aux head's (coarse) assigner, used when aux predictions are given.
+        aux_guided_by: ``'lead'`` (the paper: the aux set is computed from the lead head's predictions)
+            or ``'aux'`` (ablation: independent assignment from the aux head's own predictions).
+        box_gain, obj_gain, cls_gain: hyp ``box`` / ``obj`` / ``cls`` before the official scaling
+            by levels, classes and image size.
+        img_size: the training image size the ``obj`` gain is scaled with (``(img_size / 640) ** 2``).
+        obj_level_weights: objectness weight per level; the official values by level count if None.
+        aux_weight: weight of every aux term (official 0.25).
+        label_smoothing: class label smoothing eps (targets 1 - eps / 2 and eps / 2).
+        ignore_iof_thr: a non-positive prediction whose decoded box lies inside an ignore (crowd)
+            region for at least this fraction of its area is left out of the objectness loss.
+    """
+
+    def __init__(self, *, num_classes: int,
+                 assigner: dict = dict(
+                     type='YOLOv7SimOTAAssigner', topk=10,
+                     candidate_region=dict(type='YOLOv7CandidateRegion', neighbour_offset=0.5)),
+                 aux_assigner: Optional[dict] = dict(
+                     type='YOLOv7SimOTAAssigner', topk=20,
+                     candidate_region=dict(type='YOLOv7CandidateRegion', neighbour_offset=1.0)),
+                 aux_guided_by: str = 'lead', box_gain: float = 0.05, obj_gain: float = 0.7,
+                 cls_gain: float = 0.3, img_size: int = 640,
+                 obj_level_weights: Optional[Sequence[float]] = None, aux_weight: float = 0.25,
+                 label_smoothing: float = 0.0, ignore_iof_thr: float = 0.5) -> None:
+        super().__init__()
+        if aux_guided_by not in ('lead', 'aux'):
+            raise ValueError(f"aux_guided_by must be 'lead' or 'aux', got {aux_guided_by!r}")
+        self.num_classes = num_classes
+        self.assigner = TASK_UTILS.build(assigner)
+        self.aux_assigner = TASK_UTILS.build(aux_assigner) if aux_assigner is not None else None
+        self.aux_guided_by = aux_guided_by
+        self.box_gain, self.obj_gain, self.cls_gain = box_gain, obj_gain, cls_gain
+        self.img_size = img_size
+        self.obj_level_weights = obj_level_weights
+        self.aux_weight = aux_weight
+        self.cls_pos, self.cls_neg = 1.0 - 0.5 * label_smoothing, 0.5 * label_smoothing
+        self.ignore_iof_thr = ignore_iof_thr
+
+    def forward(self, lead_preds: Sequence[Tensor], aux_preds: Optional[Sequence[Tensor]] = None, *,
+                anchors: Tensor, strides: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
+                gt_valid: Tensor, batch_input_shape: Tuple[int, int],
+                ignore_bboxes: Optional[Tensor] = None,
+                ignore_valid: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Compute the losses.
+
+        Args:
+            lead_preds: L raw maps (B, A, H_l, W_l, 5 + C) of the lead head.
+            aux_preds: L raw maps of the aux head, same layout, or None.
+            anchors: (L, A, 2) anchors in pixels.
+            strides: (L,) strides in pixels.
+            gt_bboxes: (B, M, 4) xyxy pixels in the network input.
+            gt_labels: (B, M) class indices.
+            gt_valid: (B, M) bool.
+            batch_input_shape: (H, W) of the network input.
+            ignore_bboxes: (B, N, 4) xyxy pixels of ignore (crowd) regions, or None.
+            ignore_valid: (B, N) bool, required with ``ignore_bboxes``.
+
+        Returns:
+            ``loss_box``, ``loss_obj``, ``loss_cls`` (and ``loss_aux_*`` with aux predictions), each
+            scaled by its gain and the batch size; their sum is the official total loss.
+        """
+        if aux_preds is not None and self.aux_assigner is None:
+            raise ValueError('aux predictions were given but the loss has no aux_assigner')
+        if ignore_bboxes is not None and ignore_valid is None:
+            raise ValueError('ignore_bboxes needs ignore_valid')
+        device = lead_preds[0].device
+        anchors = torch.as_tensor(anchors, dtype=torch.float32, device=device)
+        strides = torch.as_tensor(strides, dtype=torch.float32, device=device)
+        gt_bboxes, gt_valid = sanitize_gt(gt_bboxes.to(device), gt_valid.to(device), batch_input_shape)
+        gt_labels = gt_labels.to(device).long()
+        gts = dict(anchors=anchors, strides=strides, gt_bboxes=gt_bboxes, gt_labels=gt_labels,
+                   gt_valid=gt_valid)
+        ignore = None if ignore_bboxes is None else (ignore_bboxes.to(device).float(),
+                                                     ignore_valid.to(device))
+
+        gains = self._gains(len(lead_preds), batch=lead_preds[0].shape[0])
+        lead_targets = self.assigner.assign(lead_preds, **gts)
+        losses = self._scaled(self._head_losses(lead_preds, lead_targets, ignore, **gts), gains, '')
+        if aux_preds is not None:
+            guide = lead_preds if self.aux_guided_by == 'lead' else aux_preds
+            aux_targets = self.aux_assigner.assign(guide, **gts)
+            aux_terms = self._head_losses(aux_preds, aux_targets, ignore, **gts)
+            losses.update(self._scaled(aux_terms, [g * self.aux_weight for g in gains], 'aux_'))
+        return losses
+
+    def _gains(self, num_levels: int, batch: int) -> Tuple[float, float, float]:
+        """Official hyp scaling (train.py) times the batch size, for box, obj, cls."""
+        level_scale = 3.0 / num_levels
+        box = self.box_gain * level_scale
+        obj = self.obj_gain * (self.img_size / 640) ** 2 * level_scale
+        cls = self.cls_gain * self.num_classes / 80 * level_scale
+        return box * batch, obj * batch, cls * batch
+
+    @staticmethod
+    def _scaled(terms: Tuple[Tensor, Tensor, Tensor], gains: Sequence[float],
+                prefix: str) -> Dict[str, Tensor]:
+        return {f'loss_{prefix}{name}': term * gain
+                for name, term, gain in zip(('box', 'obj', 'cls'), terms, gains)}
+
+    def _level_weights(self, num_levels: int) -> Sequence[float]:
+        weights = self.obj_level_weights or _OBJ_LEVEL_WEIGHTS.get(num_levels)
+        if weights is None or len(weights) < num_levels:
+            raise ValueError(f'no objectness level weights for {num_levels} levels')
+        return weights
+
+    def _head_losses(self, preds: Sequence[Tensor], targets: YOLOv7AssignResult,
+                     ignore: Optional[Tuple[Tensor, Tensor]], *, anchors: Tensor, strides: Tensor,
+                     gt_bboxes: Tensor, gt_labels: Tensor,
+                     gt_valid: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Unscaled box, objectness and class losses of one head, summed over levels."""
+        level_weights = self._level_weights(len(preds))
+        box = obj = cls = preds[0].new_zeros((), dtype=torch.float32)
+        batch_inds = torch.arange(preds[0].shape[0], device=preds[0].device)[:, None]
+        for level, pred in enumerate(preds):
+            pos = targets.pos_mask[:, level]  # (B, K)
+            grid_x, grid_y = targets.grid_x[:, level], targets.grid_y[:, level]
+            gt_inds = targets.gt_inds[:, level]
+            # (B, A, H, W, 5+C) gathered at (image, anchor, y, x) -> (B, K, 5+C)
+            at_slots = pred[batch_inds, targets.anchor_inds[None], grid_y, grid_x].float()
+            num_pos = pos.sum().clamp(min=1)
+
+            ciou = self._slot_ciou(at_slots[..., :4], grid_x, grid_y, gt_inds, gt_bboxes,
+                                   anchors[level][targets.anchor_inds], strides[level])
+            box = box + torch.where(pos, 1.0 - ciou, 0.0).sum() / num_pos
+
+            tobj, pos_cell = self._objectness_target(pred.shape[:4], pos, targets.anchor_inds,
+                                                     grid_x, grid_y, ciou.detach().clamp(min=0))
+            obj_logits = pred[..., 4].float()
+            if ignore is None:
+                obj_level = F.binary_cross_entropy_with_logits(obj_logits, tobj)
+            else:
+                keep = ~self._ignored(pred, anchors[level], strides[level], ignore) | pos_cell
+                obj_level = (F.binary_cross_entropy_with_logits(obj_logits, tobj, reduction='none') *
+                             keep).sum() / keep.sum().clamp(min=1)
+            obj = obj + obj_level * level_weights[level]
+
+            if self.num_classes > 1:
+                labels = gt_labels.gather(1, gt_inds)  # (B, K)
+                target = torch.full_like(at_slots[..., 5:], self.cls_neg)
+                target.scatter_(-1, labels[..., None], self.cls_pos)
+                bce = F.binary_cross_entropy_with_logits(at_slots[..., 5:], target, reduction='none')
+                cls = cls + torch.where(pos, bce.sum(-1), 0.0).sum() / (num_pos * self.num_classes)
+        return box, obj, cls
+
+    @staticmethod
+    def _slot_ciou(raw_xywh: Tensor, grid_x: Tensor, grid_y: Tensor, gt_inds: Tensor,
+                   gt_bboxes: Tensor, anchor_wh: Tensor, stride: Tensor) -> Tensor:
+        """CIoU (B, K) between each slot's prediction and its GT, in grid units relative to the cell."""
+        cell = torch.stack((grid_x, grid_y), dim=-1).float()  # (B, K, 2)
+        pred_xy = raw_xywh[..., :2].sigmoid() * 2.0 - 0.5
+        pred_wh = (raw_xywh[..., 2:].sigmoid() * 2.0) ** 2 * (anchor_wh / stride)
+        # (B, M, 4) gathered at each slot's GT -> (B, K, 4)
+        gt = gt_bboxes.gather(1, gt_inds[..., None].expand(-1, -1, 4)) / stride
+        gt_xy = (gt[..., :2] + gt[..., 2:]) / 2 - cell
+        gt_wh = gt[..., 2:] - gt[..., :2]
+        return yolo_ciou(torch.cat((pred_xy, pred_wh), -1), torch.cat((gt_xy, gt_wh), -1))
+
+    @staticmethod
+    def _objectness_target(shape: Tuple[int, int, int, int], pos: Tensor, anchor_inds: Tensor,
+                           grid_x: Tensor, grid_y: Tensor, quality: Tensor) -> Tuple[Tensor, Tensor]:
+        """Scatter positives' IoU into a (B, A, H, W) objectness target.
+
+        When several positives share a cell, the one listed last in the official candidate order
+        (the highest slot index) writes its IoU, as the official sequential assignment does.
+
+        Returns:
+            The target (B, A, H, W) and the positive-cell mask of the same shape.
+        """
+        batch, num_anchors, height, width = shape
+        num_cells = batch * num_anchors * height * width
+        batch_inds = torch.arange(batch, device=pos.device)[:, None]
+        cell = ((batch_inds * num_anchors + anchor_inds[None]) * height + grid_y) * width + grid_x
+        cell = torch.where(pos, cell, num_cells).flatten()  # non-positives go to a spare cell
+        slot_order = torch.arange(pos.shape[1], device=pos.device).expand_as(pos).flatten()
+        last_slot = torch.full((num_cells + 1,), -1, dtype=torch.long, device=pos.device)
+        last_slot.scatter_reduce_(0, cell, slot_order, reduce='amax')
+        writes = pos.flatten() & (last_slot[cell] == slot_order)
+        target = quality.new_zeros(num_cells + 1)
+        target.scatter_(0, torch.where(writes, cell, num_cells), quality.flatten())
+        pos_cell = last_slot[:num_cells] >= 0
+        return target[:num_cells].view(shape), pos_cell.view(shape)
+
+    def _ignored(self, pred: Tensor, anchor_wh: Tensor, stride: Tensor,
+                 ignore: Tuple[Tensor, Tensor]) -> Tensor:
+        """(B, A, H, W) mask of predictions lying inside an ignore region (IoF >= ignore_iof_thr)."""
+        ignore_bboxes, ignore_valid = ignore
+        batch, num_anchors, height, width = pred.shape[:4]
+        grid_y, grid_x = torch.meshgrid(torch.arange(height, device=pred.device),
+                                        torch.arange(width, device=pred.device), indexing='ij')
+        with torch.no_grad():
+            # (B, A, H, W, 4) decoded boxes, anchors broadcast as (1, A, 1, 1, 2)
+            boxes = decode_boxes(pred[..., :4].float(), grid_x, grid_y, anchor_wh[None, :, None, None],
+                                 stride)
+            # (B, A*H*W, 4) vs (B, N, 4) -> (B, A*H*W, N): share of each prediction inside a region
+            iof = bbox_overlaps(boxes.flatten(1, 3), ignore_bboxes, mode='iof')
+            inside = ((iof >= self.ignore_iof_thr) & ignore_valid[:, None, :]).any(dim=-1)
+        return inside.view(batch, num_anchors, height, width)

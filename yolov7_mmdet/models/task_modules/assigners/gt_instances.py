@@ -1,0 +1,72 @@
+"""Ground truths as padded tensors: the form the batched assigner and loss work on.
+
+mmdet hands a list of per-image ``InstanceData``; YOLOv7's assignment works on the whole batch at
+once, so the boxes are padded to the largest count in the batch with a validity mask.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+
+def _box_tensor(bboxes) -> Tensor:
+    """mmdet box structures (``HorizontalBoxes``) or plain tensors -> (N, 4) tensor."""
+    return bboxes.tensor if hasattr(bboxes, 'tensor') else bboxes
+
+
+def stack_gt_instances(batch_gt_instances: Sequence[InstanceData],
+                       device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    """Pad per-image GT instances into batch tensors.
+
+    Args:
+        batch_gt_instances: one ``InstanceData`` per image with ``bboxes`` (N_i, 4) xyxy pixels
+            (tensor or ``HorizontalBoxes``) and, optionally, ``labels`` (N_i,) (zeros when absent,
+            e.g. for ignore regions).
+        device: where the result goes; by default the device of the first image's boxes.
+
+    Returns:
+        gt_bboxes: (B, M, 4) float xyxy pixels, M = max N_i (zeros in the padding).
+        gt_labels: (B, M) long (0 in the padding).
+        gt_valid: (B, M) bool, True for real instances.
+    """
+    if len(batch_gt_instances) == 0:
+        raise ValueError('stack_gt_instances needs at least one image')
+    boxes = [_box_tensor(inst.bboxes).reshape(-1, 4).float() for inst in batch_gt_instances]
+    device = device if device is not None else boxes[0].device
+    counts = [len(b) for b in boxes]  # from shapes: no device round trip
+    num_max = max(counts)
+    gt_bboxes = torch.zeros(len(boxes), num_max, 4, device=device)
+    gt_labels = torch.zeros(len(boxes), num_max, dtype=torch.long, device=device)
+    gt_valid = torch.zeros(len(boxes), num_max, dtype=torch.bool, device=device)
+    for i, (inst, box) in enumerate(zip(batch_gt_instances, boxes)):  # copies, not compute
+        gt_bboxes[i, :counts[i]] = box.to(device)
+        if 'labels' in inst:
+            gt_labels[i, :counts[i]] = inst.labels.to(device=device, dtype=torch.long)
+        gt_valid[i, :counts[i]] = True
+    return gt_bboxes, gt_labels, gt_valid
+
+
+def sanitize_gt(gt_bboxes: Tensor, gt_valid: Tensor,
+                image_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+    """Clip GT boxes to the input and drop degenerate ones.
+
+    Rule: boxes are clipped to ``[0, W] x [0, H]``; a GT whose clipped width or height is not
+    strictly positive (zero-size, inverted, or entirely outside the input) becomes invalid: it is
+    neither a row of the assignment nor a box target. (The official code keeps such a GT; it then
+    matches the cheapest cell anywhere in the image and trains a box towards a zero-size target.)
+
+    Args:
+        gt_bboxes: (B, M, 4) xyxy pixels.
+        gt_valid: (B, M) bool.
+        image_shape: (H, W) of the network input.
+
+    Returns:
+        The clipped boxes (B, M, 4) float and the updated validity (B, M).
+    """
+    height, width = image_shape
+    limits = torch.tensor([width, height, width, height], dtype=torch.float32,
+                          device=gt_bboxes.device)
+    clipped = torch.minimum(gt_bboxes.float().clamp(min=0), limits)
+    size = clipped[..., 2:] - clipped[..., :2]
+    return clipped, gt_valid & (size > 0).all(dim=-1)
