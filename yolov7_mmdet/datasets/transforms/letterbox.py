@@ -61,7 +61,9 @@ def letterbox(results: dict, *, out_hw: tuple[int, int], pad_val: float = 114,
     top, left = pad_h // 2, pad_w // 2
     pad_param = np.array([top, pad_h - top, left, pad_w - left], dtype=np.float32)
     if pad_h or pad_w:
-        img = mmcv.impad(img, padding=(left, top, pad_w - left, pad_h - top), pad_val=pad_val)
+        # a scalar pad_val would fill only the first channel (cv2.copyMakeBorder's Scalar)
+        fill = (pad_val,) * img.shape[2] if img.ndim == 3 else pad_val
+        img = mmcv.impad(img, padding=(left, top, pad_w - left, pad_h - top), pad_val=fill)
 
     w_scale, h_scale = new_w / width, new_h / height
     if results.get('gt_bboxes') is not None:
