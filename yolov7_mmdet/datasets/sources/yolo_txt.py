@@ -1,0 +1,160 @@
+"""YOLO txt reader: the layout of the official YOLOv7 (and YOLOv5/8) datasets.
+
+Images are listed by a folder, a ``.txt`` list of image paths, or the ``train``/``val``/``test``
+entries of a data yaml (:func:`read_data_yaml`). Each image's labels are at the same path with the
+last ``images`` folder replaced by ``labels`` and the suffix by ``.txt``; each row is
+``class cx cy w h`` normalised to the image (or ``class x1 y1 x2 y2 x3 y3 ...``, a polygon, whose
+bounds become the box). As in the official loader, the normalised coordinates refer to the image as
+it decodes (EXIF orientation applied). A missing or empty label file makes a background image.
+"""
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import yaml
+
+from .class_names import ClassesSource, load_class_names, names_from_data_yaml
+from .image_probe import IMAGE_SUFFIXES
+from .issues import DataIssues
+from .records import DetectionData, build_record
+
+ImagesSource = Union[str, Path, Sequence[Union[str, Path]]]
+_NOT_LABEL_FILES = frozenset({'classes.txt'})  # written into labels/ by labelImg's YOLO export
+
+
+@dataclass
+class YoloDataYaml:
+    """A YOLO data yaml, paths resolved: image sources per split and the class names."""
+
+    splits: dict
+    names: Tuple[str, ...]
+
+
+def read_data_yaml(path: Union[str, Path]) -> YoloDataYaml:
+    """Read a YOLO data yaml (``train``/``val``/``test``, ``names``, optional ``nc`` and ``path``).
+
+    Relative split paths are resolved against ``path`` when given (itself relative to the yaml's
+    folder), else against the yaml's folder.
+    """
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    root = path.parent / data['path'] if data.get('path') else path.parent
+    splits = {}
+    for split in ('train', 'val', 'test'):
+        entry = data.get(split)
+        if entry:
+            entries = entry if isinstance(entry, (list, tuple)) else [entry]
+            splits[split] = [root / str(item) for item in entries]
+    return YoloDataYaml(splits=splits, names=names_from_data_yaml(data, str(path)))
+
+
+def yolo_label_path(image_path: Path) -> Path:
+    """``.../images/.../x.jpg`` -> ``.../labels/.../x.txt`` (the last ``images`` folder is swapped)."""
+    parts = list(Path(image_path).parts)
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index] == 'images':
+            parts[index] = 'labels'
+            break
+    return Path(*parts).with_suffix('.txt')
+
+
+def list_yolo_images(source: ImagesSource) -> List[Path]:
+    """Image paths from a folder (recursive), a ``.txt`` list (relative lines are relative to the
+    list's folder), or a sequence of those."""
+    if not isinstance(source, (str, Path)):
+        return [image for item in source for image in list_yolo_images(item)]
+    source = Path(source)
+    if source.is_dir():
+        return sorted(path for path in source.rglob('*') if path.suffix.lower() in IMAGE_SUFFIXES)
+    if source.is_file() and source.suffix == '.txt':
+        lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
+        return [source.parent / line for line in lines]
+    raise FileNotFoundError(f'no image folder or image list at {source}')
+
+
+def read_yolo_txt(images: ImagesSource, *, classes: ClassesSource,
+                  issues: Optional[DataIssues] = None, decode: bool = True) -> DetectionData:
+    """Read a YOLO txt dataset into :class:`DetectionData`.
+
+    Args:
+        images: A folder, a ``.txt`` image list, or a sequence of those (see
+            :func:`list_yolo_images`); e.g. one split entry of :func:`read_data_yaml`.
+        classes: Class names (see :func:`load_class_names`), e.g. ``read_data_yaml(p).names``;
+            rows with a class id outside ``0..len(classes)-1`` are dropped and counted.
+        issues (DataIssues, optional): Counter to add to (a new one by default).
+        decode (bool): Decode every image to catch corrupt files. Defaults to True.
+
+    Returns:
+        DetectionData: Classes, usable images and the counts of what was skipped or repaired.
+    """
+    issues = issues if issues is not None else DataIssues()
+    names = load_class_names(classes)
+    image_paths = list_yolo_images(images)
+    records = []
+    for image_path in image_paths:
+        bboxes, labels = _read_label_file(yolo_label_path(image_path), len(names), issues)
+        record = build_record(image_path, bboxes=bboxes, labels=labels,
+                              ignore=np.zeros(len(labels), dtype=bool), issues=issues,
+                              normalized=True, decode=decode)
+        if record is not None:
+            records.append(record)
+    issues.add('orphan_label_file', _count_orphan_label_files(images, image_paths))
+    return DetectionData(classes=names, images=records, issues=issues)
+
+
+def _read_label_file(label_path: Path, num_classes: int,
+                     issues: DataIssues) -> Tuple[np.ndarray, np.ndarray]:
+    """``(N, 4)`` normalised ``x1, y1, x2, y2`` and ``(N,)`` labels of one label file."""
+    boxes, labels = [], []
+    if label_path.is_file():
+        for line in label_path.read_text().splitlines():
+            row = _parse_row(line)
+            if row is None:
+                issues.add('malformed_row', bool(line.strip()))
+            elif not 0 <= row[0] < num_classes:
+                issues.add('unknown_class')
+            else:
+                labels.append(row[0])
+                boxes.append(row[1])
+    return np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(labels, dtype=np.int64)
+
+
+def _parse_row(line: str) -> Optional[Tuple[int, Tuple[float, float, float, float]]]:
+    """``(class, (x1, y1, x2, y2))`` of a box row or a polygon row; ``None`` if malformed."""
+    try:
+        values = [float(value) for value in line.split()]
+    except ValueError:
+        return None
+    if not values or not math.isfinite(values[0]) or values[0] != int(values[0]):
+        return None
+    coords = values[1:]
+    if len(coords) == 4:
+        cx, cy, w, h = coords
+        return int(values[0]), (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    if len(coords) >= 6 and len(coords) % 2 == 0:  # polygon x1 y1 x2 y2 ... -> its bounds
+        xs, ys = coords[0::2], coords[1::2]
+        return int(values[0]), (min(xs), min(ys), max(xs), max(ys))
+    return None
+
+
+def _count_orphan_label_files(images: ImagesSource, image_paths: Iterable[Path]) -> int:
+    """Label files under the ``labels`` twin of each image *folder* given, matching no image.
+
+    Image *lists* are not checked: their label folders may be shared with other splits.
+    """
+    folders = [images] if isinstance(images, (str, Path)) else list(images)
+    claimed = {yolo_label_path(path) for path in image_paths}
+    orphans = 0
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            continue
+        labels_dir = yolo_label_path(folder / 'x').parent
+        if labels_dir == folder:  # labels beside the images: every .txt is a label file
+            candidates = folder.rglob('*.txt')
+        else:
+            candidates = labels_dir.rglob('*.txt') if labels_dir.is_dir() else ()
+        orphans += sum(1 for path in candidates
+                       if path.name not in _NOT_LABEL_FILES and path not in claimed)
+    return orphans
