@@ -1,0 +1,79 @@
+# COCO 2017 detection for the YOLOv7 P5 models (tiny's and the P6 models' files inherit this one).
+# Augmentation of the official data/hyp.scratch.p5.yaml: mosaic 1.0 (4 images 80%, 9 images 20%),
+# random affine (translate 0.2, scale 0.9 -> s ~ U(0.1, 2.0), no rotation / shear / perspective),
+# mixup 0.15 with Beta(8, 8), HSV gains 0.015 / 0.7 / 0.4, horizontal flip 0.5.
+# Not reproduced: paste_in 0.15 (it needs instance masks; see docs/data_pipeline.md).
+# Evaluation: the long side resized to 640, then letterboxed to 640 x 640 with grey 114 without
+# enlarging (the official test-time loader), COCO bbox mAP with mmdet's CocoMetric.
+dataset_type = 'CocoDataset'
+data_root = 'data/coco/'
+img_scale = (640, 640)  # (width, height)
+backend_args = None
+
+# What the wrapped dataset does for every image (the current one and the extra mosaic / mixup ones).
+load_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+]
+# One mosaic made into one training-size image; also makes mixup's second image.
+mosaic_affine = [
+    dict(type='YOLOv7Mosaic', img_scale=img_scale, mosaic9_prob=0.2, prob=1.0, pad_val=114.0),
+    dict(type='YOLOv7RandomAffine', img_scale=img_scale, max_translate_ratio=0.2,
+         scaling_ratio_range=(0.1, 2.0), border_val=(114, 114, 114)),
+]
+train_pipeline = [
+    *mosaic_affine,
+    dict(type='YOLOv7MixUp', prob=0.15, alpha=8.0, beta=8.0, pre_transform=mosaic_affine),
+    dict(type='YOLOv7HSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='YOLOv7Letterbox', scale=img_scale, pad_val=114, allow_scale_up=False),
+    # after the resize, so that the boxes stay in original-image pixels (mmdet's convention)
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='MultiImageMixDataset',
+        dataset=dict(
+            type=dataset_type,
+            data_root=data_root,
+            ann_file='annotations/instances_train2017.json',
+            data_prefix=dict(img='train2017/'),
+            filter_cfg=dict(filter_empty_gt=False),  # background images are trained on, as official
+            pipeline=load_pipeline,
+            backend_args=backend_args),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_val2017.json',
+        data_prefix=dict(img='val2017/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instances_val2017.json',
+    metric='bbox',
+    format_only=False,
+    backend_args=backend_args)
+test_evaluator = val_evaluator
