@@ -1,0 +1,26 @@
+"""Runtime shared by every YOLOv7 config: registration, logging, hooks, environment.
+
+Inherited by ``schedules/yolov7_300e.py`` (so a model config lists the schedule, not this file).
+On top of mmdet's default runtime it:
+  * registers the plugin (``custom_imports``) in mmdet's scope;
+  * writes checkpoints atomically (``AtomicCheckpointHook``: a kill never leaves a corrupt latest
+    checkpoint; ``last_checkpoint`` always names a complete file) every epoch, keeping the last 3 and
+    the best one (``save_best='auto'``: the first metric of the evaluator, e.g. coco/bbox_mAP);
+  * stops at the first NaN/inf loss component, before the EMA or a checkpoint sees it.
+Child configs may override ``default_hooks.checkpoint`` (interval, max_keep_ckpts) and ``sync_bn``.
+"""
+_base_ = 'mmdet::_base_/default_runtime.py'
+
+default_scope = 'mmdet'
+custom_imports = dict(imports=['yolov7_mmdet'], allow_failed_imports=False)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'))
+custom_hooks = [dict(type='StopOnNonFiniteLossHook')]
+
+env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs
+
+# 'torch' (or 'mmcv') converts BatchNorm to SyncBatchNorm in distributed training (official --sync-bn);
+# the official multi-GPU recipe leaves it off. Ignored, and SyncBN reverted, on one GPU.
+sync_bn = None

@@ -1,0 +1,133 @@
+"""Checkpoints that a kill at any moment leaves valid: atomic writes and delete-after-save.
+
+mmengine 0.10.7 writes a checkpoint with ``open(path, 'wb').write(...)`` (``LocalBackend.put``), so
+a job killed mid-write leaves a truncated ``epoch_N.pth`` that ``last_checkpoint`` already names or
+soon will; it rewrites ``last_checkpoint`` in place the same way; and with ``max_keep_ckpts`` it
+deletes the oldest kept checkpoint *before* writing the new one (with ``max_keep_ckpts=1`` that is
+the only valid one).
+
+Where to hook in: every checkpoint write (periodic, best, published) ends in
+``mmengine.runner.checkpoint.save_checkpoint``, which serialises to memory and hands the bytes to the
+file backend chosen by ``backend_args``. Registering :class:`AtomicLocalBackend` (temp file in the
+same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder) and selecting it through
+``CheckpointHook(backend_args=...)`` makes all of them atomic without patching the runner.
+:class:`AtomicCheckpointHook` selects it by default for local folders and reorders its own
+bookkeeping: write the checkpoint, then ``last_checkpoint`` (atomically), then delete the stale one.
+Remaining window, documented: a new *best* checkpoint is written after the old best is deleted
+(mmengine's ``_save_best_checkpoint``); resuming never needs the best checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import uuid
+
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import CheckpointHook
+
+from mmdet.registry import HOOKS
+
+ATOMIC_BACKEND = 'yolov7_atomic_local'
+
+
+def _fsync_dir(folder: str) -> None:
+    """Persist a rename in ``folder`` (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` holds either its old or its new content, never a mix.
+
+    The bytes go to a hidden temporary file in the same folder (same file system, so the rename is
+    atomic), which is flushed and fsynced, then renamed over ``path``. On an error the temporary file
+    is removed and the error re-raised; ``path`` is untouched.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp_path = osp.join(folder, f'.{osp.basename(path)}.{uuid.uuid4().hex}.tmp')
+    try:
+        with open(tmp_path, 'xb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    _fsync_dir(folder)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine ``LocalBackend`` whose writes (``put`` / ``put_text``) are atomic."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write_bytes(str(filepath), obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write_bytes(str(filepath), obj.encode(encoding))
+
+
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """mmengine ``CheckpointHook`` that a kill can never leave without a valid latest checkpoint.
+
+    Same arguments as ``CheckpointHook``. Unless ``backend_args`` / ``file_client_args`` are given or
+    ``out_dir`` is remote (``s3://...``), checkpoints are written through :class:`AtomicLocalBackend`.
+    """
+
+    def __init__(self, *args, out_dir: str | None = None, backend_args: dict | None = None,
+                 file_client_args: dict | None = None, **kwargs) -> None:
+        is_local = out_dir is None or '://' not in str(out_dir)
+        if backend_args is None and file_client_args is None and is_local:
+            backend_args = dict(backend=ATOMIC_BACKEND)
+        super().__init__(*args, out_dir=out_dir, backend_args=backend_args,
+                         file_client_args=file_client_args, **kwargs)
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        """mmengine's bookkeeping, reordered: save, point ``last_checkpoint`` at it, then prune."""
+        stale_step = self._book_kept_checkpoint(runner, step)
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
+            backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'), str(self.last_ckpt).encode())
+        if stale_step is not None:
+            self._remove_checkpoint(self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(stale_step)))
+
+    def _book_kept_checkpoint(self, runner, step) -> int | None:
+        """Record ``step`` among the kept checkpoints; return the step that falls out, if any.
+
+        Done before saving, as mmengine does, so that the saved message hub lists the kept steps.
+        """
+        if self.max_keep_ckpts <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            return None  # the periodic and the best checkpoint of one step share a file
+        stale_step = None
+        if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+            stale_step = self.keep_ckpt_ids.popleft()
+        self.keep_ckpt_ids.append(step)
+        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        return stale_step
+
+    def _remove_checkpoint(self, path: str) -> None:
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # checkpoints saved by deepspeed are directories
+            self.file_backend.rmtree(path)
