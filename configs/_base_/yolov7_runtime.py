@@ -16,7 +16,8 @@ custom_imports = dict(imports=['yolov7_mmdet'], allow_failed_imports=False)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto',
+                    save_param_scheduler=False))  # no mmengine schedulers: YOLOv7ParamSchedulerHook
 custom_hooks = [dict(type='StopOnNonFiniteLossHook')]
 
 env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs

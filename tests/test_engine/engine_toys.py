@@ -83,7 +83,8 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
         default_hooks=dict(
             param_scheduler=dict(type='YOLOv7ParamSchedulerHook', final_lr_factor=0.1,
                                  warmup_epochs=1, min_warmup_iters=min_warmup_iters),
-            checkpoint=checkpoint or dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
+            checkpoint=checkpoint or dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2,
+                                            save_param_scheduler=False),
             logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type='StopOnNonFiniteLossHook'),
                       dict(type='YOLOv7EMAHook', priority=49), *(extra_hooks or [])],

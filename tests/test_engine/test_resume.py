@@ -1,0 +1,64 @@
+"""Killed after epoch 2 and resumed == trained straight through: weights, EMA, optimizer, schedule."""
+import pytest
+import torch
+from engine_toys import make_runner
+from mmengine.hooks import Hook
+
+from yolov7_mmdet.engine.hooks import YOLOv7EMAHook
+
+
+class SimulatedKill(Exception):
+    pass
+
+
+class KillAfterEpoch(Hook):
+    """Raises once the checkpoint of epoch ``epoch`` is written (CheckpointHook is VERY_LOW)."""
+    priority = 'LOWEST'
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_train_epoch(self, runner):
+        if runner.epoch + 1 == self.epoch:
+            raise SimulatedKill
+
+
+def final_state(runner):
+    ema = next(h for h in runner.hooks if isinstance(h, YOLOv7EMAHook)).ema_model
+    wrapper = runner.optim_wrapper
+    return dict(
+        model=runner.model.state_dict(), ema=ema.state_dict(),
+        optimizer=wrapper.optimizer.state_dict(), iter=runner.iter, epoch=runner.epoch,
+        inner_count=wrapper.inner_count, accumulate=wrapper.accumulate)
+
+
+def assert_same(ours, theirs, path='state'):
+    if isinstance(ours, dict):
+        assert ours.keys() == theirs.keys(), path
+        for key in ours:
+            assert_same(ours[key], theirs[key], f'{path}.{key}')
+    elif isinstance(ours, (list, tuple)):
+        assert len(ours) == len(theirs), path
+        for index, (a, b) in enumerate(zip(ours, theirs)):
+            assert_same(a, b, f'{path}[{index}]')
+    elif torch.is_tensor(ours):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0, msg=path)
+    else:
+        assert ours == theirs, path
+
+
+@pytest.mark.parametrize('kill_after', [1, 2])  # inside and after the 6-iteration warmup
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, kill_after):
+    straight = make_runner(tmp_path / 'straight', name=f'straight{kill_after}', max_epochs=4)
+    straight.train()
+
+    interrupted = make_runner(tmp_path / 'resumed', name=f'killed{kill_after}', max_epochs=4,
+                              extra_hooks=[KillAfterEpoch(kill_after)])
+    with pytest.raises(SimulatedKill):
+        interrupted.train()
+    resumed = make_runner(tmp_path / 'resumed', name=f'resumed{kill_after}', max_epochs=4,
+                          resume=True)
+    resumed.train()
+
+    assert resumed.iter == straight.iter == 16
+    assert_same(final_state(resumed), final_state(straight))
