@@ -89,13 +89,14 @@ class RecordHook(Hook):
     priority = 'LOWEST'
 
     def __init__(self):
-        self.rows, self.stepped, self.grads_at_epoch_start = [], [], []
+        self.rows, self.stepped, self.grads_at_epoch_start, self.logged_lr = [], [], [], []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         wrapper = runner.optim_wrapper
         groups = wrapper.optimizer.param_groups
         self.rows.append((runner.iter, runner.epoch, tuple(g['lr'] for g in groups),
                           tuple(g['momentum'] for g in groups), wrapper.accumulate))
+        self.logged_lr.append(runner.message_hub.get_scalar('train/lr').current())
         if batch_idx == 0:
             self.grads_at_epoch_start.append(
                 all(p.grad is None or not p.grad.any() for g in groups for p in g['params']))
@@ -120,6 +121,7 @@ def test_runner_applies_the_official_values_every_iteration(tmp_path):
         assert accumulate == want['accumulate']
     assert record.stepped == [row[0] % row[4] == 0 for row in record.rows]
     assert record.grads_at_epoch_start == [True, True, True]  # official zero_grad per epoch
+    assert record.logged_lr == [row[2][0] for row in record.rows]  # the log shows this iteration's
 
 
 def test_runner_rejects_a_batch_size_the_optimizer_did_not_assume(tmp_path):

@@ -127,7 +127,9 @@ class YOLOv7ParamSchedulerHook(Hook):
         warmup_bias_lr (float): Defaults to 0.1.
         warmup_momentum (float): Defaults to 0.8.
     """
-    priority = 'LOW'  # the slot of mmengine's ParamSchedulerHook
+    # Before RuntimeInfoHook (VERY_HIGH), which logs the lr in before_train_iter: mmengine's
+    # schedulers step after an iteration, this hook sets the values of the coming one.
+    priority = 'HIGHEST'
 
     def __init__(self, *, final_lr_factor: float, linear: bool = False, warmup_epochs: float = 3.,
                  min_warmup_iters: int = 1000, warmup_bias_lr: float = .1,
