@@ -43,6 +43,7 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='yolov7_collate'),  # stacks the equal-size images in the workers
     dataset=dict(
         type='MultiImageMixDataset',
         dataset=dict(
@@ -60,6 +61,7 @@ val_dataloader = dict(
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='yolov7_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -77,3 +79,23 @@ val_evaluator = dict(
     format_only=False,
     backend_args=backend_args)
 test_evaluator = val_evaluator
+
+# `tools/test.py --tta`: the image and its mirror image, merged by NMS at the test IoU. (The official
+# `test.py --augment` also rescales by 0.83 and 0.67 and merges before NMS; not reproduced.)
+tta_model = dict(
+    type='DetTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.65), max_per_img=300))
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='TestTimeAug',
+         transforms=[
+             # flipped before the letterbox, so that pad_param describes the flipped image
+             [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+             [dict(type='Resize', scale=img_scale, keep_ratio=True)],
+             [dict(type='YOLOv7Letterbox', scale=img_scale, pad_val=114, allow_scale_up=False)],
+             [dict(type='LoadAnnotations', with_bbox=True)],
+             [dict(type='PackDetInputs',
+                   meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                              'pad_param', 'flip', 'flip_direction'))],
+         ])
+]

@@ -28,3 +28,17 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='TestTimeAug',
+         transforms=[
+             [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+             [dict(type='Resize', scale=img_scale, keep_ratio=True)],
+             [dict(type='YOLOv7Letterbox', scale=img_scale, pad_val=114, allow_scale_up=False)],
+             [dict(type='LoadAnnotations', with_bbox=True)],
+             [dict(type='PackDetInputs',
+                   meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                              'pad_param', 'flip', 'flip_direction'))],
+         ])
+]

@@ -1,0 +1,2 @@
+# Short name of configs/yolov7/yolov7_d6_8xb16-300e_coco.py.
+_base_ = './yolov7/yolov7_d6_8xb16-300e_coco.py'
