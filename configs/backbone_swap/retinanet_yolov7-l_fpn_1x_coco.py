@@ -1,0 +1,18 @@
+# RetinaNet (FPN) on the YOLOv7-L backbone, mmdet's R50 1x recipe otherwise.
+# The FPN reads stages 2-4: strides (8, 16, 32), channels (512, 1024, 1024) (the maps YOLOv7's own neck
+# reads, YOLOv7Backbone(arch='l').out_channels / .strides); P6 and P7 come from extra convs on the input.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['yolov7_mmdet'], allow_failed_imports=False)
+
+model = dict(
+    # YOLOv7 networks take RGB in [0, 1] (the official `img / 255`), not ImageNet-normalised input.
+    data_preprocessor=dict(mean=[0., 0., 0.], std=[255., 255., 255.], bgr_to_rgb=True),
+    backbone=dict(
+        _delete_=True,
+        type='YOLOv7Backbone',
+        arch='l',
+        out_indices=(2, 3, 4),
+        frozen_stages=-1,
+        norm_eval=False),
+    neck=dict(in_channels=[512, 1024, 1024], start_level=0))
