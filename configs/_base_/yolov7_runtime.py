@@ -6,7 +6,8 @@ On top of mmdet's default runtime it:
   * writes checkpoints atomically (``AtomicCheckpointHook``: a kill never leaves a corrupt latest
     checkpoint; ``last_checkpoint`` always names a complete file) every epoch, keeping the last 3 and
     the best one (``save_best='auto'``: the first metric of the evaluator, e.g. coco/bbox_mAP);
-  * stops at the first NaN/inf loss component, before the EMA or a checkpoint sees it.
+  * stops at the first NaN/inf loss component, before the EMA or a checkpoint sees it;
+  * saves the random generators' state in checkpoints and restores it on ``--resume``.
 Child configs may override ``default_hooks.checkpoint`` (interval, max_keep_ckpts) and ``sync_bn``.
 """
 _base_ = 'mmdet::_base_/default_runtime.py'
@@ -18,7 +19,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto',
                     save_param_scheduler=False))  # no mmengine schedulers: YOLOv7ParamSchedulerHook
-custom_hooks = [dict(type='StopOnNonFiniteLossHook')]
+custom_hooks = [dict(type='StopOnNonFiniteLossHook'), dict(type='RNGStateHook')]
 
 env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs
 

@@ -43,7 +43,8 @@ class ToyDetector(BaseModel):
 
 
 class ToyDataset(Dataset):
-    """``length`` fixed random images and targets (no augmentation: runs are reproducible)."""
+    """``length`` fixed random images and targets, with a random "augmentation" (noise drawn from
+    torch's global generator, as a data pipeline in the main process would)."""
 
     def __init__(self, length: int = 8) -> None:
         generator = torch.Generator().manual_seed(1)
@@ -55,14 +56,17 @@ class ToyDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict:
-        return dict(inputs=self.images[index], data_samples=self.targets[index])
+        noise = 0.1 * torch.randn(self.images[index].shape)
+        return dict(inputs=self.images[index] + noise, data_samples=self.targets[index])
 
 
 def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, dataset_length: int = 8,
                 nominal_batch_size: int = 8, min_warmup_iters: int = 6, resume: bool = False,
                 model: nn.Module | None = None, checkpoint: dict | None = None,
-                extra_hooks: list | None = None, optim_type: str = 'YOLOv7OptimWrapper') -> Runner:
-    """A real mmengine Runner with the YOLOv7 engine: constructor, schedule, EMA, checks, checkpoints.
+                extra_hooks: list | None = None, optim_type: str = 'YOLOv7OptimWrapper',
+                rng_hook: bool = True) -> Runner:
+    """A real mmengine Runner with the YOLOv7 engine: constructor, schedule, EMA, checks, checkpoints,
+    random state.
 
     With the defaults: 4 iterations per epoch, accumulation ramping 1 -> 4 over iterations 0..6.
     """
@@ -87,7 +91,8 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
                                             save_param_scheduler=False),
             logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type='StopOnNonFiniteLossHook'),
-                      dict(type='YOLOv7EMAHook', priority=49), *(extra_hooks or [])],
+                      dict(type='YOLOv7EMAHook', priority=49),
+                      *([dict(type='RNGStateHook')] if rng_hook else []), *(extra_hooks or [])],
         default_scope='mmdet',
         randomness=dict(seed=0),
         resume=resume,

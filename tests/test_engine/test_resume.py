@@ -47,18 +47,33 @@ def assert_same(ours, theirs, path='state'):
         assert ours == theirs, path
 
 
-@pytest.mark.parametrize('kill_after', [1, 2])  # inside and after the 6-iteration warmup
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, kill_after):
-    straight = make_runner(tmp_path / 'straight', name=f'straight{kill_after}', max_epochs=4)
-    straight.train()
-
-    interrupted = make_runner(tmp_path / 'resumed', name=f'killed{kill_after}', max_epochs=4,
+def kill_and_resume(work_dir, *, name, kill_after, rng_hook=True):
+    interrupted = make_runner(work_dir, name=f'{name}_killed', max_epochs=4, rng_hook=rng_hook,
                               extra_hooks=[KillAfterEpoch(kill_after)])
     with pytest.raises(SimulatedKill):
         interrupted.train()
-    resumed = make_runner(tmp_path / 'resumed', name=f'resumed{kill_after}', max_epochs=4,
-                          resume=True)
+    torch.manual_seed(1234)  # a new process starts from other random states
+    resumed = make_runner(work_dir, name=f'{name}_resumed', max_epochs=4, resume=True,
+                          rng_hook=rng_hook)
     resumed.train()
+    return resumed
 
+
+@pytest.mark.parametrize('kill_after', [1, 2])  # inside and after the 6-iteration warmup
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, kill_after):
+    """Including the random "augmentation" of the toy dataset (RNGStateHook)."""
+    straight = make_runner(tmp_path / 'straight', name=f'straight{kill_after}', max_epochs=4)
+    straight.train()
+    resumed = kill_and_resume(tmp_path / 'resumed', name=f'run{kill_after}', kill_after=kill_after)
     assert resumed.iter == straight.iter == 16
     assert_same(final_state(resumed), final_state(straight))
+
+
+def test_without_the_rng_hook_the_augmentations_differ(tmp_path):
+    """The check above can fail: mmengine alone re-seeds, so the resumed noise differs."""
+    straight = make_runner(tmp_path / 'straight', name='straight_norng', max_epochs=4,
+                           rng_hook=False)
+    straight.train()
+    resumed = kill_and_resume(tmp_path / 'resumed', name='norng', kill_after=2, rng_hook=False)
+    with pytest.raises(AssertionError):
+        assert_same(final_state(resumed), final_state(straight))

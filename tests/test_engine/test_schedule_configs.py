@@ -23,7 +23,8 @@ def test_schedule_holds_the_official_recipe(schedule):
             hook.linear) == (3, 1000, 0.1, 0.8, False)
     custom = {h.type: h for h in cfg.custom_hooks}
     assert (custom['YOLOv7EMAHook'].momentum, custom['YOLOv7EMAHook'].gamma) == (1e-4, 2000)
-    assert custom['YOLOv7EMAHook'].update_buffers and 'StopOnNonFiniteLossHook' in custom
+    assert custom['YOLOv7EMAHook'].update_buffers
+    assert {'StopOnNonFiniteLossHook', 'RNGStateHook'} <= custom.keys()
     assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
     assert cfg.train_cfg.max_epochs == 300 and cfg.auto_scale_lr.base_batch_size == 64
 
