@@ -15,7 +15,8 @@ import torch
 
 from yolov7_mmdet.models.backbones import YOLOV7_ARCHS, YOLOv7Backbone
 from yolov7_mmdet.models.backbones.official_layout import (convert_official_backbone_state,
-                                                           official_backbone_layout)
+                                                           official_backbone_layout,
+                                                           transition_layout)
 
 FIXTURES = Path(__file__).resolve().parents[1] / 'fixtures'
 OFFICIAL_NUM_LAYERS = dict(tiny=29, l=51, x=59, w6=47, e6=57, d6=67, e6e=112)  # yaml backbone lengths
@@ -104,3 +105,8 @@ def test_outputs_match_the_official_backbone(arch):
 def test_conversion_reports_missing_official_layers():
     with pytest.raises(KeyError, match="model.0."):
         convert_official_backbone_state({}, 'tiny')
+
+
+def test_unknown_transition_has_no_layout():
+    with pytest.raises(ValueError, match='unknown transition'):
+        transition_layout('avg_pool', 'stage1.0', 3)

@@ -17,6 +17,9 @@ Public interface::
 
     official_backbone_layout(arch) -> (list of (our_prefix, [official layer index per group]),
                                        number of official backbone layers)
+    transition_layout(kind, ours, index) -> (layout, next index)      (also for the necks)
+    elan_layout(num_convs, groups, ours, index) -> (layout, next index)
+    MP_CONV_PARTS, DOWN_C_PARTS                                       (our sub-module <- official)
     convert_official_backbone_state(state, arch, *, prefix='model.') -> dict   (our state dict)
 
 The official ``Conv`` holds ``conv`` and ``bn`` like mmcv's ``ConvModule``, so the key suffixes stay.
@@ -26,35 +29,41 @@ from typing import Dict, List, Mapping, Tuple, Union
 from torch import Tensor
 
 from ..layers.elan import stack_cardinality_state
-from .yolov7_backbone import BackboneArch, StageSpec, _resolve_arch
+from .yolov7_backbone import BackboneArch, resolve_arch
 
 Layout = List[Tuple[str, List[Union[int, str]]]]
 
-# official layers spent by each transition, and (our sub-module, official layer offset or DownC child)
-_MP_CONV_PARTS = (('pool_conv', 1), ('reduce_conv', 2), ('down_conv', 3))
-_DOWN_C_PARTS = (('reduce_conv', 'cv1'), ('down_conv', 'cv2'), ('pool_conv', 'cv3'))
+# (our sub-module, official layer offset) of MP-C: MP, 1x1 on the pool, 1x1, 3x3 s2, Concat
+MP_CONV_PARTS = (('pool_conv', 1), ('reduce_conv', 2), ('down_conv', 3))
+# (our sub-module, official child) of DownC
+DOWN_C_PARTS = (('reduce_conv', 'cv1'), ('down_conv', 'cv2'), ('pool_conv', 'cv3'))
 
 
-def _transition_layout(stage: StageSpec, ours: str, index: int) -> Tuple[Layout, int]:
-    if stage.transition == 'conv':
+def transition_layout(kind: str, ours: str, index: int) -> Tuple[Layout, int]:
+    """Layout of a transition of ``kind`` (see ``TRANSITION_KINDS``) whose first official layer is
+    ``index``; returns it and the index of the next official layer."""
+    if kind == 'conv':
         return [(ours, [index])], index + 1
-    if stage.transition == 'max_pool':
+    if kind == 'max_pool':
         return [], index + 1
-    if stage.transition == 'mp_conv':
-        return [(f'{ours}.{name}', [index + offset]) for name, offset in _MP_CONV_PARTS], index + 5
-    return [(f'{ours}.{name}', [f'{index}.{child}']) for name, child in _DOWN_C_PARTS], index + 1
+    if kind == 'mp_conv':
+        return [(f'{ours}.{name}', [index + offset]) for name, offset in MP_CONV_PARTS], index + 5
+    if kind == 'down_c':
+        return [(f'{ours}.{name}', [f'{index}.{child}']) for name, child in DOWN_C_PARTS], index + 1
+    raise ValueError(f'unknown transition kind {kind!r}')
 
 
-def _elan_layout(stage: StageSpec, ours: str, index: int) -> Tuple[Layout, int]:
-    block = stage.block
-    run = block.num_convs + 4  # two 1x1 branches, the chain, Concat, final 1x1
-    starts = [index + group * run for group in range(block.groups)]
-    names = ['short_conv', 'main_conv'] + [f'chain.{i}' for i in range(block.num_convs)]
+def elan_layout(num_convs: int, groups: int, ours: str, index: int) -> Tuple[Layout, int]:
+    """Layout of an ELAN (``groups=1``) or E-ELAN whose first official layer is ``index``; returns it
+    and the index of the next official layer (after E6E's ``Shortcut``)."""
+    run = num_convs + 4  # two 1x1 branches, the chain, Concat, final 1x1
+    starts = [index + group * run for group in range(groups)]
+    names = ['short_conv', 'main_conv'] + [f'chain.{i}' for i in range(num_convs)]
     layout: Layout = [(f'{ours}.{name}', [start + offset for start in starts])
                       for offset, name in enumerate(names)]
     layout.append((f'{ours}.final_conv', [start + run - 1 for start in starts]))
-    shortcut = 1 if block.groups > 1 else 0
-    return layout, index + block.groups * run + shortcut
+    shortcut = 1 if groups > 1 else 0
+    return layout, index + groups * run + shortcut
 
 
 def official_backbone_layout(arch: Union[str, BackboneArch]) -> Tuple[Layout, int]:
@@ -68,16 +77,16 @@ def official_backbone_layout(arch: Union[str, BackboneArch]) -> Tuple[Layout, in
         ``i`` (``model.{i}``) or ``'{i}.cvN'`` inside a DownC, and the number of official backbone
         layers (the index the official neck starts at).
     """
-    arch = _resolve_arch(arch)
+    arch = resolve_arch(arch)
     layout: Layout = []
     index = 1 if arch.reorg else 0  # our stem Sequential also starts with ReOrg: same indices
     for _ in arch.stem:
         layout.append((f'stem.{index}', [index]))
         index += 1
     for number, stage in enumerate(arch.stages, start=1):
-        part, index = _transition_layout(stage, f'stage{number}.0', index)
+        part, index = transition_layout(stage.transition, f'stage{number}.0', index)
         layout += part
-        part, index = _elan_layout(stage, f'stage{number}.1', index)
+        part, index = elan_layout(stage.block.num_convs, stage.block.groups, f'stage{number}.1', index)
         layout += part
     return layout, index
 

@@ -19,8 +19,9 @@ Public interface::
     StageSpec(transition, transition_channels, block: ELANSpec)
     BackboneArch(stem: tuple[ConvSpec, ...], stages: tuple[StageSpec, ...], reorg=False,
                  act_cfg=YOLOV7_ACT_CFG)
-        .strides, .out_channels, .arch_from_config(mapping)      (per layer: stem, stage1, ...)
+        .strides, .out_channels (per layer: stem, stage1, ...), BackboneArch.from_config(mapping)
     YOLOV7_ARCHS: dict[str, BackboneArch]     keys tiny, l, x, w6, e6, d6, e6e
+    resolve_arch(name | BackboneArch | mapping) -> BackboneArch
     YOLOv7Backbone(*, arch='l', out_indices=None, frozen_stages=-1, norm_eval=False, conv_cfg=None,
                    norm_cfg=YOLOV7_NORM_CFG, act_cfg=None, init_cfg=<PyTorch default conv init>)
         .forward(x: (B, 3, H, W)) -> tuple of (B, out_channels[i], H / strides[i], W / strides[i])
@@ -180,7 +181,8 @@ _TORCH_DEFAULT_CONV_INIT = dict(
     nonlinearity='leaky_relu')
 
 
-def _resolve_arch(arch: Union[str, BackboneArch, Mapping[str, Any]]) -> BackboneArch:
+def resolve_arch(arch: Union[str, BackboneArch, Mapping[str, Any]]) -> BackboneArch:
+    """An arch table from a name in ``YOLOV7_ARCHS``, a table, or config data (``from_config``)."""
     if isinstance(arch, BackboneArch):
         return arch
     if isinstance(arch, str):
@@ -221,7 +223,7 @@ class YOLOv7Backbone(BaseModule):
                  act_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = _TORCH_DEFAULT_CONV_INIT) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.arch = _resolve_arch(arch)
+        self.arch = resolve_arch(arch)
         num_layers = len(self.arch.stages) + 1
         if out_indices is None:
             out_indices = tuple(i for i, s in enumerate(self.arch.strides) if s >= 8)
