@@ -136,3 +136,11 @@ def test_group_sizes_match_the_official_models(arch):
              for name, params in groups._asdict().items() if name != 'unclassified'}
     assert sizes == OFFICIAL_GROUPS[arch]
     assert groups.unclassified == []
+
+
+def test_sync_batchnorm_weights_stay_without_decay():
+    """Distributed runs convert BN to SyncBN before the optimizer is built (``sync_bn='torch'``)."""
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(ToyDetector())
+    assert isinstance(model.bn, nn.SyncBatchNorm)
+    groups = yolov7_param_groups(model)
+    assert id(model.bn.weight) in ids(groups.no_decay) and id(model.bn.bias) in ids(groups.bias)

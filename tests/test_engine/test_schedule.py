@@ -136,3 +136,16 @@ def test_runner_rejects_param_schedulers(tmp_path):
     runner.param_schedulers = [dict(type='ConstantLR', factor=0.5)]
     with pytest.raises(ValueError, match='param_scheduler = None'):
         runner.train()
+
+
+def test_auto_scale_lr_scales_the_scheduled_lr0(tmp_path):
+    """``--auto-scale-lr``: lr0 x total_batch / base_batch_size, then the same schedule."""
+    record = RecordHook()
+    runner = make_runner(tmp_path, name='autoscale', max_epochs=2, extra_hooks=[record])
+    runner.auto_scale_lr = dict(enable=True, base_batch_size=64)
+    runner.train()
+    assert [g['initial_lr'] for g in runner.optim_wrapper.optimizer.param_groups] == [
+        pytest.approx(LR0 * 2 / 64)] * 3
+    iteration, epoch, lrs, _, _ = record.rows[6]  # end of warmup: every group at lr0 * lf(1)
+    assert (iteration, epoch) == (6, 1)
+    assert lrs == pytest.approx((LR0 * 2 / 64 * cosine_lf(1, 2, 0.1),) * 3, rel=1e-12)
