@@ -1,0 +1,115 @@
+"""YOLOv7Loss beyond the official parity: non-square inputs, empty batches, ignore regions, options."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmdet.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location('bench_assigner_loss',
+                                               REPO / 'benchmarks' / 'bench_assigner_loss.py')
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def build(num_classes=3, img_size=64, **kwargs):
+    return MODELS.build(dict(type='YOLOv7Loss', num_classes=num_classes, img_size=img_size, **kwargs))
+
+
+def problem(batch=2, num_gts=5, image_shape=(64, 96), num_classes=3, seed=0):
+    prob = bench.random_problem(batch, num_gts, num_classes=num_classes, seed=seed,
+                                image_shape=image_shape)
+    return prob.pop('preds'), prob
+
+
+@pytest.mark.parametrize('image_shape', [(64, 96), (96, 64)])
+def test_matches_per_image_reference_on_non_square_inputs(image_shape):
+    preds, prob = problem(image_shape=image_shape, seed=image_shape[0])
+    unique = dict(type='YOLOv7SimOTAAssigner', topk=10, unique_cells=True)
+    ours = build(assigner=unique, aux_assigner=None)(preds, **prob)
+    ref, ref_pos = bench.reference_loss(preds, num_classes=3, img_size=64, unique_cells=True, **prob)
+    assert sum(len(p) for p in ref_pos) > 0
+    for key in ('loss_box', 'loss_obj', 'loss_cls'):
+        torch.testing.assert_close(ours[key], ref[key], rtol=1e-5, atol=1e-7, msg=key)
+
+
+def test_batch_without_gt_trains_objectness_only():
+    preds, prob = problem(num_gts=0)
+    preds = [p.requires_grad_() for p in preds]
+    aux = [p.detach().clone().requires_grad_() for p in preds]
+    out = build()(preds, aux, **prob)
+    assert out['loss_box'] == 0 and out['loss_cls'] == 0
+    assert out['loss_aux_box'] == 0 and out['loss_aux_cls'] == 0
+    assert out['loss_obj'] > 0 and out['loss_aux_obj'] > 0
+    sum(out.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in preds + aux)
+    assert all(p.grad[..., :4].abs().sum() == 0 for p in preds)  # no box gradient without boxes
+
+
+def test_single_class_has_no_class_loss():
+    preds, prob = problem(num_classes=1)
+    out = build(num_classes=1, aux_assigner=None)(preds, **prob)
+    assert out['loss_cls'] == 0 and out['loss_box'] > 0
+
+
+def test_gains_follow_the_official_scaling():
+    preds, prob = problem()
+    base = build(aux_assigner=None)(preds, **prob)
+    bigger = build(aux_assigner=None, img_size=128, num_classes=3)(preds, **prob)
+    torch.testing.assert_close(bigger['loss_obj'], base['loss_obj'] * 4)  # (img_size / 640) ** 2
+    torch.testing.assert_close(bigger['loss_box'], base['loss_box'])
+    doubled = [torch.cat((p, p)) for p in preds]
+    twice = {k: (torch.cat((v, v)) if k.startswith('gt_') else v) for k, v in prob.items()}
+    out2 = build(aux_assigner=None)(doubled, **twice)
+    for key in base:  # means per batch do not change, the batch-size factor doubles
+        torch.testing.assert_close(out2[key], base[key] * 2, rtol=1e-5, atol=0)
+
+
+def test_ignore_regions():
+    preds, prob = problem()
+    loss = build(aux_assigner=None)
+    plain = loss(preds, **prob)
+    everywhere = torch.tensor([[[-1e4, -1e4, 1e4, 1e4]]]).expand(2, 1, 4)  # holds every prediction
+    # an ignore region switched off changes nothing
+    off = loss(preds, ignore_bboxes=everywhere, ignore_valid=torch.zeros(2, 1, dtype=torch.bool),
+               **prob)
+    for key in plain:
+        torch.testing.assert_close(off[key], plain[key])
+    # a region covering the whole input removes every negative from the objectness loss, but not
+    # the positives: box and class terms are untouched
+    on = loss(preds, ignore_bboxes=everywhere, ignore_valid=torch.ones(2, 1, dtype=torch.bool), **prob)
+    torch.testing.assert_close(on['loss_box'], plain['loss_box'])
+    torch.testing.assert_close(on['loss_cls'], plain['loss_cls'])
+    assert on['loss_obj'] != plain['loss_obj'] and on['loss_obj'] > 0
+    # without GTs, nothing is left to train objectness on
+    empty_prob = dict(prob, gt_valid=torch.zeros_like(prob['gt_valid']))
+    none_left = loss(preds, ignore_bboxes=everywhere, ignore_valid=torch.ones(2, 1, dtype=torch.bool),
+                     **empty_prob)
+    assert none_left['loss_obj'] == 0
+    with pytest.raises(ValueError):
+        loss(preds, ignore_bboxes=everywhere, **prob)
+
+
+def test_aux_guidance_options():
+    preds, prob = problem(num_gts=8, image_shape=(96, 96), seed=3)
+    aux = [torch.randn_like(p) for p in preds]
+    lead_guided = build()(preds, aux, **prob)
+    aux_guided = build(aux_guided_by='aux')(preds, aux, **prob)
+    for key in ('loss_box', 'loss_obj', 'loss_cls'):  # the lead head's own set is unchanged
+        torch.testing.assert_close(aux_guided[key], lead_guided[key])
+    assert aux_guided['loss_aux_box'] != lead_guided['loss_aux_box']
+    with pytest.raises(ValueError):
+        build(aux_guided_by='both')
+    with pytest.raises(ValueError):
+        build(aux_assigner=None)(preds, aux, **prob)
+
+
+def test_half_precision_predictions():
+    preds, prob = problem()
+    out32 = build(aux_assigner=None)(preds, **prob)
+    out16 = build(aux_assigner=None)([p.half() for p in preds], **prob)
+    for key in out32:
+        assert out16[key].dtype == torch.float32
+        torch.testing.assert_close(out16[key], out32[key], rtol=2e-2, atol=1e-4)
