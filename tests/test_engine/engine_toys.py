@@ -61,7 +61,8 @@ class ToyDataset(Dataset):
 
 
 def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, dataset_length: int = 8,
-                nominal_batch_size: int = 8, min_warmup_iters: int = 6, resume: bool = False,
+                nominal_batch_size: int = 8, min_warmup_iters: int = 6, final_lr_factor: float = 0.1,
+                resume: bool = False,
                 model: nn.Module | None = None, checkpoint: dict | None = None,
                 extra_hooks: list | None = None, optim_type: str = 'YOLOv7OptimWrapper',
                 rng_hook: bool = True) -> Runner:
@@ -85,7 +86,7 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
             batch_size_per_gpu=batch_size, nominal_batch_size=nominal_batch_size,
             optimizer=dict(type='SGD', lr=0.01, momentum=0.937, weight_decay=5e-4, nesterov=True)),
         default_hooks=dict(
-            param_scheduler=dict(type='YOLOv7ParamSchedulerHook', final_lr_factor=0.1,
+            param_scheduler=dict(type='YOLOv7ParamSchedulerHook', final_lr_factor=final_lr_factor,
                                  warmup_epochs=1, min_warmup_iters=min_warmup_iters),
             checkpoint=checkpoint or dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2,
                                             save_param_scheduler=False),
