@@ -86,7 +86,8 @@ class YOLOv7Head(BaseDenseHead):
                  test_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = _TORCH_DEFAULT_CONV_INIT) -> None:
         super().__init__(init_cfg=init_cfg)
-        anchors_tensor = torch.as_tensor(anchors, dtype=torch.float32)
+        # Config constants: built on the CPU even under a meta-device context, moved by .to() later.
+        anchors_tensor = torch.as_tensor(anchors, dtype=torch.float32, device='cpu')
         num_levels = len(strides)
         if anchors_tensor.dim() != 3 or anchors_tensor.shape[0] != num_levels or anchors_tensor.shape[2] != 2:
             raise ValueError(f'anchors must be {num_levels} levels of A (w, h) pairs, got shape '
@@ -104,7 +105,8 @@ class YOLOv7Head(BaseDenseHead):
         self.prior_objects_per_image = prior_objects_per_image
         self.prior_class_probability = prior_class_probability
         self.register_buffer('anchors', anchors_tensor, persistent=False)  # (L, A, 2) pixels
-        self.register_buffer('strides', torch.as_tensor(strides, dtype=torch.float32), persistent=False)
+        self.register_buffer('strides', torch.as_tensor(strides, dtype=torch.float32, device='cpu'),
+                             persistent=False)
         self.train_cfg = train_cfg
         self.test_cfg = ConfigDict(DEFAULT_TEST_CFG if test_cfg is None else test_cfg)
         cfgs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)

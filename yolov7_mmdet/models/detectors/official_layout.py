@@ -1,0 +1,160 @@
+"""Where every weight of an official YOLOv7 model lives in our :class:`~yolov7_mmdet.models.detectors.YOLOv7`.
+
+The official models (github WongKinYiu/yolov7) are flat lists of layers ``model.{i}`` built from
+``cfg/training/*.yaml``; ours are nested (backbone / neck / head). Walking our modules in the official
+layer order gives, for every module of ours that holds weights, the official layer prefix(es) it comes
+from; the key suffixes (``conv.weight``, ``bn.running_var``, ...) are the same on both sides.
+
+* backbone: :func:`~yolov7_mmdet.models.backbones.official_layout.official_backbone_layout`;
+* neck, from the first layer after the backbone: SPPCSPC (``cv1..cv7``; tiny: 9 plain layers), then per
+  top-down level: 1x1 reduce, Upsample, 1x1 lateral, Concat, ELAN; per bottom-up level: the transition
+  (MP-C: 5 layers incl. the Concat with the skip; 3x3 conv or DownC: + 1 Concat), ELAN. An ELAN is
+  ``1x1, 1x1, n x 3x3, Concat, 1x1``; E6E's grouped E-ELAN is two such runs and a ``Shortcut``, whose
+  weights are stacked group by group;
+* head: the lead 3x3 convs (L: ``RepConv``, whose ``rbr_dense`` / ``rbr_1x1`` are our ``conv3x3`` /
+  ``conv1x1``), the aux 3x3 convs (P6), then ``IDetect`` / ``IAuxDetect``: ``m`` -> ``lead_preds``,
+  ``m2`` -> ``aux_preds``, ``ia`` / ``im`` -> ``lead_implicit_a`` / ``lead_implicit_m``.
+
+Public interface::
+
+    official_layout(model) -> list of (our_prefix, [official prefix per E-ELAN group]), detect index
+    convert_official_state_dict(state, model, *, prefix='model.') -> dict   (our state dict)
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ..backbones.official_layout import official_backbone_layout
+from ..layers import DownC, MPConv, RepConvN, stack_cardinality_state
+
+Layout = list[tuple[str, list[str]]]
+
+# DownC children (official) and MP-C layer offsets (MP, 1x1 on the pool, 1x1, 3x3 s2, Concat)
+_DOWN_C_PARTS = (('reduce_conv', 'cv1'), ('down_conv', 'cv2'), ('pool_conv', 'cv3'))
+_MP_CONV_PARTS = (('pool_conv', 1), ('reduce_conv', 2), ('down_conv', 3))
+# SPPCSPC children: ours <- official
+_SPPCSPC_PARTS = (('pre_convs.0', 'cv1'), ('shortcut_conv', 'cv2'), ('pre_convs.1', 'cv3'),
+                  ('pre_convs.2', 'cv4'), ('post_convs.0', 'cv5'), ('post_convs.1', 'cv6'),
+                  ('final_conv', 'cv7'))
+# tiny SPP layers (official yolov7-tiny.yaml 29-37): ours <- offset from the first neck layer
+_TINY_SPP_PARTS = (('shortcut_conv', 0), ('pre_convs', 1), ('post_convs', 6), ('final_conv', 8))
+_TINY_SPP_LAYERS = 9
+# RepConv branches: ours <- official (Sequential(conv, bn))
+_REPCONV_PARTS = (('conv3x3.conv', 'rbr_dense.0'), ('conv3x3.bn', 'rbr_dense.1'),
+                  ('conv1x1.conv', 'rbr_1x1.0'), ('conv1x1.bn', 'rbr_1x1.1'))
+# Detect buffers that are derived from the config, not learned
+_DETECT_BUFFERS = ('anchors', 'anchor_grid')
+
+
+def _elan_layout(ours: str, block: nn.Module, index: int) -> tuple[Layout, int]:
+    """An ELAN: per group ``1x1, 1x1, n x 3x3, Concat, 1x1``; groups > 1 end with a ``Shortcut``."""
+    num_convs = len(block.chain)
+    run = num_convs + 4
+    starts = [index + group * run for group in range(block.groups)]
+    names = ['short_conv', 'main_conv'] + [f'chain.{i}' for i in range(num_convs)]
+    layout = [(f'{ours}.{name}', [str(start + offset) for start in starts]) for offset, name in enumerate(names)]
+    layout.append((f'{ours}.final_conv', [str(start + run - 1) for start in starts]))
+    return layout, index + block.groups * run + (1 if block.groups > 1 else 0)
+
+
+def _transition_layout(ours: str, transition: nn.Module, index: int) -> tuple[Layout, int]:
+    """A bottom-up transition and the Concat with the skip that follows it."""
+    if isinstance(transition, MPConv):
+        return [(f'{ours}.{part}', [str(index + offset)]) for part, offset in _MP_CONV_PARTS], index + 5
+    if isinstance(transition, DownC):
+        return [(f'{ours}.{part}', [f'{index}.{child}']) for part, child in _DOWN_C_PARTS], index + 2
+    return [(ours, [str(index)])], index + 2  # a plain 3x3 stride-2 conv
+
+
+def official_layout(model: nn.Module) -> tuple[Layout, int]:
+    """Map our module prefixes to official layer prefixes, in official order.
+
+    Args:
+        model: A :class:`YOLOv7` detector with ``YOLOv7Backbone``, ``YOLOv7PAFPN`` and ``YOLOv7Head``
+            (before ``switch_to_deploy``; the meta device is fine).
+
+    Returns:
+        tuple: ``[(our_prefix, [official_prefix, ...]), ...]`` (one official prefix per E-ELAN group,
+        relative to ``model.``) and the index of the official detect layer.
+    """
+    backbone_layout, index = official_backbone_layout(model.backbone.arch)
+    layout: Layout = [(f'backbone.{ours}', [str(o) for o in officials]) for ours, officials in backbone_layout]
+    neck, head = model.neck, model.bbox_head
+    if neck.spp.tiny:
+        layout += [(f'neck.spp.{ours}', [str(index + offset)]) for ours, offset in _TINY_SPP_PARTS]
+        index += _TINY_SPP_LAYERS
+    else:
+        layout += [(f'neck.spp.{ours}', [f'{index}.{child}']) for ours, child in _SPPCSPC_PARTS]
+        index += 1
+    for level in range(neck.num_levels - 2, -1, -1):  # top-down: reduce, Upsample, lateral, Concat, ELAN
+        layout += [(f'neck.reduce_convs.{level}', [str(index)]), (f'neck.lateral_convs.{level}', [str(index + 2)])]
+        part, index = _elan_layout(f'neck.top_down_blocks.{level}', neck.top_down_blocks[level], index + 4)
+        layout += part
+    for level in range(1, neck.num_levels):  # bottom-up: transition (+ Concat), ELAN
+        part, index = _transition_layout(f'neck.downsamples.{level - 1}', neck.downsamples[level - 1], index)
+        layout += part
+        part, index = _elan_layout(f'neck.bottom_up_blocks.{level - 1}', neck.bottom_up_blocks[level - 1], index)
+        layout += part
+    for level, conv in enumerate(head.lead_convs):
+        if isinstance(conv, RepConvN):
+            layout += [(f'bbox_head.lead_convs.{level}.{ours}', [f'{index}.{theirs}']) for ours, theirs in _REPCONV_PARTS]
+        else:
+            layout.append((f'bbox_head.lead_convs.{level}', [str(index)]))
+        index += 1
+    if head.with_aux:
+        for level in range(head.num_levels):
+            layout.append((f'bbox_head.aux_convs.{level}', [str(index)]))
+            index += 1
+    for level in range(head.num_levels):
+        layout += [(f'bbox_head.lead_preds.{level}', [f'{index}.m.{level}']),
+                   (f'bbox_head.lead_implicit_a.{level}', [f'{index}.ia.{level}']),
+                   (f'bbox_head.lead_implicit_m.{level}', [f'{index}.im.{level}'])]
+        if head.with_aux:
+            layout.append((f'bbox_head.aux_preds.{level}', [f'{index}.m2.{level}']))
+    return layout, index
+
+
+def convert_official_state_dict(state: Mapping[str, Tensor], model: nn.Module, *,
+                                prefix: str = 'model.') -> dict[str, Tensor]:
+    """Convert an official training-graph state dict into a state dict of ``model``.
+
+    Args:
+        state: ``Model.state_dict()`` of the official model (``model.{i}....`` keys; ``prefix`` says
+            how they start). RepConv must be unfused (the released training checkpoints are).
+        model: The target :class:`YOLOv7` (same variant and number of classes).
+        prefix: Prefix of the official layer indices.
+
+    Returns:
+        dict: A state dict that ``model.load_state_dict(..., strict=True)`` accepts.
+
+    Raises:
+        KeyError: An official layer that the layout needs is missing, or official weights are left
+            over (another variant, a fused checkpoint).
+        ValueError: The official anchors differ from the head's.
+    """
+    layout, detect_index = official_layout(model)
+    remaining = {key: value for key, value in state.items() if key.startswith(prefix)}
+    converted: dict[str, Tensor] = {}
+    for ours, officials in layout:
+        per_group = []
+        for official in officials:
+            head = f'{prefix}{official}.'
+            part = {key[len(head):]: remaining.pop(key) for key in list(remaining) if key.startswith(head)}
+            if not part:
+                raise KeyError(f'official state has no keys under {head!r} (for {ours})')
+            per_group.append(part)
+        merged = per_group[0] if len(per_group) == 1 else stack_cardinality_state(per_group)
+        converted.update({f'{ours}.{key}': value for key, value in merged.items()})
+    anchor_grid = remaining.pop(f'{prefix}{detect_index}.anchor_grid', None)
+    remaining.pop(f'{prefix}{detect_index}.anchors', None)
+    if remaining:
+        raise KeyError(f'{len(remaining)} official weights have no place in this model, e.g. '
+                       f'{sorted(remaining)[:3]} (another variant, or a fused checkpoint?)')
+    if anchor_grid is not None:
+        theirs = anchor_grid.float().reshape(model.bbox_head.anchors.shape)  # (L, 1, A, 1, 1, 2) -> (L, A, 2)
+        if not torch.equal(theirs.cpu(), model.bbox_head.anchors.cpu()):
+            raise ValueError(f'official anchors {theirs.tolist()} differ from the head\'s')
+    return converted
