@@ -79,11 +79,12 @@ def test_frozen_stages_freeze_params_and_bn():
         layer = getattr(backbone, name)
         assert all(p.requires_grad for p in layer.parameters()), name
         assert all(m.training for m in layer.modules() if isinstance(m, _BatchNorm)), name
-    # frozen BN statistics do not move in a training forward pass
-    before = backbone.stage1[1].chain[0].bn.running_mean.clone()
+    # frozen BN statistics do not move in a training forward pass, trainable ones do
+    frozen_bn, trained_bn = backbone.stage1[1].chain[0].bn, backbone.stage3[1].chain[0].bn
+    frozen_before, trained_before = frozen_bn.running_mean.clone(), trained_bn.running_mean.clone()
     backbone(torch.randn(2, 3, 64, 64))
-    assert torch.equal(backbone.stage1[1].chain[0].bn.running_mean, before)
-    assert not torch.equal(backbone.stage3[1].chain[0].bn.running_mean, torch.zeros_like(before[:1]))
+    assert torch.equal(frozen_bn.running_mean, frozen_before)
+    assert not torch.equal(trained_bn.running_mean, trained_before)
 
 
 def test_norm_eval_keeps_every_bn_in_eval_mode():
