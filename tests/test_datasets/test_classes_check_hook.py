@@ -62,3 +62,15 @@ def test_hook_checks_each_stage_with_its_own_dataset(stage, loader):
 def test_hook_is_registered():
     from mmdet.registry import HOOKS
     assert isinstance(HOOKS.build(dict(type='DatasetClassesCheckHook')), DatasetClassesCheckHook)
+
+
+def test_real_yolov7_tiny_config_with_coco_num_classes_on_one_class_data():
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmdet.registry import MODELS
+    from yolov7_mmdet import config_path
+    cfg = Config.fromfile(config_path('yolov7/yolov7_tiny_8xb16-300e_coco.py'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match=r'model\.bbox_head\.num_classes=80.*has 1 class: '):
+        check_num_classes(model, dataset(('raccoon',)), 'train')

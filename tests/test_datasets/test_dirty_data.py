@@ -194,3 +194,14 @@ def test_clean_data_logs_nothing():
 def test_unknown_issue_name_is_an_error():
     with pytest.raises(KeyError, match='unknown data issue'):
         DataIssues().add('typo_case')
+
+
+def test_image_list_files_resolve_relative_lines_and_skip_the_orphan_check(tmp_path):
+    write_image(tmp_path / 'images' / 'a.jpg')
+    write_image(tmp_path / 'images' / 'b.jpg')
+    write_yolo_labels(tmp_path / 'labels' / 'a.txt', ['0 .5 .5 .5 .5'])
+    write_yolo_labels(tmp_path / 'labels' / 'b.txt', ['0 .5 .5 .5 .5'])  # b is in another split
+    (tmp_path / 'train.txt').write_text('./images/a.jpg\n')
+    data = read_yolo_txt(tmp_path / 'train.txt', classes=['a'])
+    assert [record.path.name for record in data.images] == ['a.jpg']
+    assert data.issues.as_dict() == {}

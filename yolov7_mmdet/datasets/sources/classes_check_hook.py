@@ -56,6 +56,7 @@ def check_num_classes(model, dataset, split: Optional[str] = None) -> None:
     if mismatched:
         found = ', '.join(f'model.{name}.num_classes={count}' for name, count in mismatched)
         raise ValueError(
-            f'{found}, but {where} ({type(dataset).__name__}) has {len(classes)} classes: '
+            f'{found}, but {where} ({type(dataset).__name__}) has {len(classes)} '
+            f'class{"es" if len(classes) != 1 else ""}: '
             f'{tuple(classes)}. Set num_classes={len(classes)} in the model config '
             f'(e.g. model.bbox_head.num_classes={len(classes)}).')
