@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import Tensor, nn
@@ -99,3 +100,24 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
         resume=resume,
         log_level='WARNING',
     )
+
+
+class StepRecorder(Hook):
+    """After every iteration: the iteration, its accumulation, whether the optimizer stepped, and
+    each group's lr / momentum / weight decay."""
+    priority = 'LOWEST'
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        wrapper = runner.optim_wrapper
+        groups = wrapper.optimizer.param_groups
+        self.rows.append(dict(
+            iteration=runner.iter, accumulate=wrapper.accumulate, stepped=wrapper.should_update(),
+            lr=[g['lr'] for g in groups], momentum=[g['momentum'] for g in groups],
+            weight_decay=[g['weight_decay'] for g in groups]))
+
+    @property
+    def steps(self) -> list[dict]:
+        return [row for row in self.rows if row['stepped']]

@@ -131,20 +131,9 @@ def test_accumulate_must_be_positive():
 def test_amp_wrapper_trains_with_the_official_step_pattern(tmp_path, monkeypatch):
     """``--amp``'s wrapper type inside a real Runner (CPU: the loss scaler disables itself)."""
     import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_module
-    from engine_toys import make_runner
-    from mmengine.hooks import Hook
+    from engine_toys import StepRecorder, make_runner
 
     from yolov7_mmdet.engine.optimizers import YOLOv7AmpOptimWrapper
-
-    class StepRecorder(Hook):
-        priority = 'LOWEST'
-
-        def __init__(self):
-            self.rows = []
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            wrapper = runner.optim_wrapper
-            self.rows.append((runner.iter, wrapper.accumulate, wrapper.should_update()))
 
     monkeypatch.setattr(amp_module, 'is_cuda_available', lambda: True)
     recorder = StepRecorder()
@@ -152,4 +141,5 @@ def test_amp_wrapper_trains_with_the_official_step_pattern(tmp_path, monkeypatch
                          extra_hooks=[recorder])
     runner.train()
     assert type(runner.optim_wrapper) is YOLOv7AmpOptimWrapper
-    assert [stepped for _, _, stepped in recorder.rows] == [i % a == 0 for i, a, _ in recorder.rows]
+    assert [row['stepped'] for row in recorder.rows] == [
+        row['iteration'] % row['accumulate'] == 0 for row in recorder.rows]

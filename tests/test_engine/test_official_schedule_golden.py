@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from engine_toys import make_runner
-from mmengine.hooks import Hook
+from engine_toys import StepRecorder, make_runner
 
 from yolov7_mmdet.engine.hooks import YOLOv7Schedule
 
@@ -35,21 +34,6 @@ def test_schedule_reproduces_the_official_steps():
         assert lrs == pytest.approx(step['lr'], rel=1e-12, abs=1e-18)
         assert schedule.momentum(iteration, final_momentum=0.937) == pytest.approx(
             step['momentum'][0], rel=1e-12)
-
-
-class StepRecorder(Hook):
-    priority = 'LOWEST'
-
-    def __init__(self):
-        self.steps = []
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        wrapper = runner.optim_wrapper
-        if wrapper.should_update():
-            groups = wrapper.optimizer.param_groups
-            self.steps.append(dict(iteration=runner.iter, lr=[g['lr'] for g in groups],
-                                   momentum=[g['momentum'] for g in groups],
-                                   weight_decay=[g['weight_decay'] for g in groups]))
 
 
 def test_runner_steps_like_the_official_run(tmp_path):
