@@ -6,11 +6,13 @@ soon will; it rewrites ``last_checkpoint`` in place the same way; and with ``max
 deletes the oldest kept checkpoint *before* writing the new one (with ``max_keep_ckpts=1`` that is
 the only valid one).
 
-Where to hook in: every checkpoint write (periodic, best, published) ends in
-``mmengine.runner.checkpoint.save_checkpoint``, which serialises to memory and hands the bytes to the
-file backend chosen by ``backend_args``. Registering :class:`AtomicLocalBackend` (temp file in the
-same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder) and selecting it through
-``CheckpointHook(backend_args=...)`` makes all of them atomic without patching the runner.
+Where to hook in: the periodic and the best checkpoints are written by ``Runner.save_checkpoint``
+-> ``mmengine.runner.checkpoint.save_checkpoint``, which serialises to memory and hands the bytes to
+the file backend chosen by the hook's ``backend_args``. Registering :class:`AtomicLocalBackend`
+(temp file in the same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder) and selecting it
+through ``CheckpointHook(backend_args=...)`` makes both atomic without patching the runner or
+mmengine's save function (a subclassed hook alone could not reach the bytes being written).
+``published_keys`` copies are written without ``backend_args`` by mmengine and stay non-atomic.
 :class:`AtomicCheckpointHook` selects it by default for local folders and reorders its own
 bookkeeping: write the checkpoint, then ``last_checkpoint`` (atomically), then delete the stale one.
 Remaining window, documented: a new *best* checkpoint is written after the old best is deleted
