@@ -8,9 +8,9 @@ the official ``cfg/training/*.yaml`` (everything before SPPCSPC / tiny's SPP), w
 * stages, each a stride-2 transition (``conv``, ``mp_conv`` = MP-C, ``down_c`` = DownC or ``max_pool``)
   followed by an ELAN computational block (E-ELAN with ``groups=2`` for E6E).
 
-Layer index 0 is the stem and index ``i >= 1`` is stage ``i`` (output stride ``2 * 2**i``, or that of
-the stem times ``2**i``). ``out_indices`` selects among them; by default the maps of stride >= 8 that
-the YOLOv7 necks read: (8, 16, 32) for tiny/L/X and (8, 16, 32, 64) for the P6 models.
+Layer index 0 is the stem and index ``i >= 1`` is stage ``i``; in every official arch the stem has
+stride 2 and stage ``i`` stride ``2 * 2**i``. ``out_indices`` selects among them; by default the maps of
+stride >= 8 that the YOLOv7 necks read: (8, 16, 32) for tiny/L/X and (8, 16, 32, 64) for the P6 models.
 
 Public interface::
 
@@ -137,12 +137,11 @@ def _elan_stages(transition: str, widths: Sequence[Tuple[int, int, int]], *, num
 
 def _l_like(stem: Sequence[int], widths: Sequence[Tuple[int, int, int]], num_convs: int) -> BackboneArch:
     """L / X: stem 3x3 (s1, s2, s1), a 3x3 s2 conv into stage 1, MP-C into stages 2-4."""
-    (first_trans, first_branch, first_out), *rest = widths
-    stages = (_elan_stages('conv', [(first_trans, first_branch, first_out)],
-                           num_convs=num_convs, concat_every=2) +
-              _elan_stages('mp_conv', rest, num_convs=num_convs, concat_every=2))
-    strides = (1, 2, 1)
-    return BackboneArch(stem=tuple(ConvSpec(c, 3, s) for c, s in zip(stem, strides)), stages=stages)
+    stages = (_elan_stages('conv', widths[:1], num_convs=num_convs, concat_every=2) +
+              _elan_stages('mp_conv', widths[1:], num_convs=num_convs, concat_every=2))
+    stem_strides = (1, 2, 1)
+    return BackboneArch(
+        stem=tuple(ConvSpec(c, 3, s) for c, s in zip(stem, stem_strides)), stages=stages)
 
 
 def _p6(stem: int, transition: str, widths: Sequence[Tuple[int, int, int]], *, num_convs: int,
