@@ -80,3 +80,9 @@ def test_cli_prints_macs_and_flops(capsys):
 def test_shape_must_fit_the_stride(tiny_cfg):
     with pytest.raises(ValueError, match='multiples of 32'):
         get_flops.count_complexity(tiny_cfg, shape=(64, 80))
+
+
+def test_models_without_a_deploy_switch_are_counted_as_built():
+    cfg = Config.fromfile(ROOT / 'configs' / 'backbone_swap' / 'yolox_yolov7-tiny_8xb8-300e_coco.py')
+    result = get_flops.count_complexity(cfg, shape=(64, 64))
+    assert not result['deployed'] and result['flops'] == 2 * result['macs'] > 0
