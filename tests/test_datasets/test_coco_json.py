@@ -138,3 +138,13 @@ def test_shared_raccoon_converts_and_loads(shared_datasets, tmp_path):
     assert sum(len(dataset.get_data_info(i)['instances']) for i in range(len(dataset))) == 44
     sample = dataset[0]
     assert sample['img'].shape[:2] == sample['ori_shape']
+
+
+def test_nothing_to_write_is_a_clear_error(tmp_path):
+    write_image(tmp_path / 'voc' / 'a.jpg')
+    xml = write_voc_xml(tmp_path / 'voc' / 'a.xml', filename='a.jpg')
+    with pytest.raises(ValueError, match='no class names'):
+        save_as_coco(read_voc([xml]), tmp_path / 'out.json', name='empty')
+    (tmp_path / 'voc' / 'a.jpg').unlink()
+    with pytest.raises(ValueError, match='no usable image'):
+        save_as_coco(read_voc([xml], classes=['a']), tmp_path / 'out.json', name='empty')

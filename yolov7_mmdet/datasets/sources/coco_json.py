@@ -61,6 +61,8 @@ def save_as_coco(data: DetectionData, out_file: Union[str, Path], *, name: str,
     """
     if not data.images:
         raise ValueError(f'{name}: no usable image; nothing to write ({data.issues.as_dict()})')
+    if not data.classes:
+        raise ValueError(f'{name}: no class names (no object found); give them with --classes')
     if image_root is None:
         image_root = os.path.commonpath([record.path.parent for record in data.images])
     out_file = write_coco_json(data, out_file, image_root=image_root)
