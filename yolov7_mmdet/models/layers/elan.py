@@ -5,9 +5,9 @@ Paper: "YOLOv7: Trainable bag-of-freebies sets new state-of-the-art for real-tim
 
 ELAN (efficient layer aggregation network)::
 
-    x ──1x1──> b1 ─────────────────────────────────────────────┐ (short branch)
-    x ──1x1──> b2=h0 ──3x3──> h1 ──3x3──> h2 ... ──3x3──> hn     │ (main branch, a chain of n 3x3)
-    concat[hn, h(n-k), ..., h0, b1] ──1x1──> out                  (transition)
+    x ─ 1x1 ─> b1                                          (short branch)
+    x ─ 1x1 ─> h0 ─ 3x3 ─> h1 ─ 3x3 ─> h2 ... ─ 3x3 ─> hn   (main branch: a chain of n 3x3 convs)
+    concat[hn, h(n-k), ..., h0, b1] ─ 1x1 ─> out             (the block's transition)
 
 The concatenation order is the official one (newest first), so official weights map onto the block
 by renaming keys.
