@@ -89,8 +89,8 @@ def read_coco_json(ann_file: Union[str, Path], *, image_root: Union[str, Path],
     issues = issues if issues is not None else DataIssues()
     coco = json.loads(Path(ann_file).read_text())
     categories = sorted(coco.get('categories', []), key=lambda category: category['id'])
-    names = load_class_names(classes) if classes is not None else tuple(
-        category['name'] for category in categories)
+    names = load_class_names(classes if classes is not None else
+                             [category['name'] for category in categories])
     label_of_category = {category['id']: names.index(category['name'])
                          for category in categories if category['name'] in names}
 
