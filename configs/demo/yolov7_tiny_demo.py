@@ -7,7 +7,7 @@ _base_ = '../yolov7/yolov7_tiny_8xb16-300e_coco.py'
 
 data_root = 'data/demo_shapes/'
 classes = ('circle', 'square', 'triangle', 'cross')
-img_scale = (160, 160)  # (width, height)
+img_scale = (128, 128)  # (width, height)
 train_batch_size_per_gpu = 8
 max_epochs = 12
 
