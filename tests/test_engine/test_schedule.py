@@ -24,10 +24,15 @@ def warm(iteration, warmup_iters, start, end):
 
 def expected(iteration, epoch, *, epochs, lrf, warmup_iters, lf=cosine_lf, total_batch=16,
              nominal_batch=64):
-    """(no-decay lr, decay lr, bias lr, momentum, accumulate) of the official train.py."""
-    target = LR0 * lf(epoch, epochs, lrf)
+    """(no-decay lr, decay lr, bias lr, momentum, accumulate) of the official train.py.
+
+    After warmup the lr is the LambdaLR's, one epoch behind (``scheduler.last_epoch = -1`` after its
+    construction); the warmup aims at the current epoch's value.
+    """
     if iteration > warmup_iters:
-        return target, target, target, MOMENTUM, max(round(nominal_batch / total_batch), 1)
+        lr = LR0 * lf(max(epoch - 1, 0), epochs, lrf)
+        return lr, lr, lr, MOMENTUM, max(round(nominal_batch / total_batch), 1)
+    target = LR0 * lf(epoch, epochs, lrf)
     lr = warm(iteration, warmup_iters, 0., target)
     return (lr, lr, warm(iteration, warmup_iters, 0.1, target),
             warm(iteration, warmup_iters, 0.8, MOMENTUM),

@@ -2,13 +2,17 @@
 
 One formula for every iteration ``i`` (0-based, since the start of training) of epoch ``e``:
 
-* after warmup: ``lr = lr0 * lf(e)`` with the "one cycle" cosine
+* after warmup: ``lr = lr0 * lf(max(e - 1, 0))`` with the "one cycle" cosine
   ``lf(e) = 1 + (lrf - 1) * (1 - cos(pi * e / max_epochs)) / 2`` (or the linear
   ``lf(e) = lrf + (1 - lrf) * (1 - e / (max_epochs - 1))``); it changes at epoch boundaries only.
+  The one-epoch lag is the official behaviour: ``train.py`` sets ``scheduler.last_epoch =
+  start_epoch - 1`` after building its ``LambdaLR``, so the step at the end of epoch ``e - 1`` sets
+  ``lf(e - 1)`` for epoch ``e`` (recorded official runs confirm it, see the engine tests).
 * warmup, ``i <= nw`` with ``nw = max(round(warmup_epochs * iters_per_epoch), min_warmup_iters)``:
   linear interpolation over ``[0, nw]`` (``np.interp``) of the bias lr from ``warmup_bias_lr`` and of the
-  other lrs from 0 to ``lr0 * lf(e)``; of the momentum from ``warmup_momentum`` to its final value;
-  and of the gradient accumulation from 1 to ``nominal_batch / total_batch``, rounded half to even.
+  other lrs from 0 to ``lr0 * lf(e)`` (no lag here); of the momentum from ``warmup_momentum`` to its
+  final value; and of the gradient accumulation from 1 to ``nominal_batch / total_batch``, rounded
+  half to even.
 
 mmengine's ``LinearLR`` + ``CosineAnnealingLR`` schedulers cannot express this: the warmup target
 moves with the epoch's cosine value, the bias group warms *down* from its own start, and the
@@ -82,9 +86,9 @@ class YOLOv7Schedule:
 
     def lr(self, iteration: int, epoch: int, *, initial_lr: float, is_bias: bool) -> float:
         """Learning rate of a group whose lr0 is ``initial_lr``."""
+        if not self.in_warmup(iteration):  # one epoch behind, as the official LambdaLR
+            return initial_lr * self.lr_factor(max(epoch - 1, 0))
         target = initial_lr * self.lr_factor(epoch)
-        if not self.in_warmup(iteration):
-            return target
         return self._warmup_interp(iteration, self.warmup_bias_lr if is_bias else 0., target)
 
     def momentum(self, iteration: int, *, final_momentum: float) -> float:
