@@ -113,3 +113,20 @@ def test_half_precision_predictions():
     for key in out32:
         assert out16[key].dtype == torch.float32
         torch.testing.assert_close(out16[key], out32[key], rtol=2e-2, atol=1e-4)
+
+
+def test_no_host_synchronisation_in_assigner_and_loss():
+    """No op that needs a value on the host (``.item()``, ``int()``, ``bool()``, boolean-mask
+    indexing) runs inside the loss, the aux branch and the ignore regions included."""
+    preds, prob = problem(num_gts=6)
+    aux = [torch.randn_like(p) for p in preds]
+    ignore = dict(ignore_bboxes=torch.tensor([[[0.0, 0.0, 30.0, 30.0]]]).expand(2, 1, 4),
+                  ignore_valid=torch.ones(2, 1, dtype=torch.bool))
+    loss = build(assigner=dict(type='YOLOv7SimOTAAssigner', unique_cells=True))
+    with torch.profiler.profile() as prof:
+        loss(preds, aux, **ignore, **prob)
+    ops = {event.name for event in prof.events()}
+    assert 'aten::topk' in ops  # the profile did record the assigner
+    host_syncs = {'aten::_local_scalar_dense', 'aten::item', 'aten::nonzero', 'aten::masked_select',
+                  'aten::_unique2', 'aten::unique_consecutive'}
+    assert not ops & host_syncs

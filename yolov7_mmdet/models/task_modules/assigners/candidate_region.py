@@ -74,33 +74,27 @@ class YOLOv7CandidateRegion:
         Returns:
             CandidateSlots with tensors of shape (B, L, 5, A, M).
         """
-        device = gt_bboxes.device
         gt_bboxes = gt_bboxes.float()
-        anchors = anchors.to(device=device, dtype=torch.float32)
-        strides = strides.to(device=device, dtype=torch.float32)
-        # (L, 2) grid size as (W_l, H_l), matching the (x, y) order of the centres.
-        grid_wh = torch.tensor([[w, h] for h, w in level_shapes], device=device, dtype=torch.float32)
-
         centre = (gt_bboxes[..., :2] + gt_bboxes[..., 2:]) / 2  # (B, M, 2) pixels
         size = gt_bboxes[..., 2:] - gt_bboxes[..., :2]  # (B, M, 2) pixels
-        # (B, M, 2) -> (B, L, M, 2): centre in grid units of every level.
-        centre_grid = centre[:, None] / strides[None, :, None, None]
-
-        anchor_fits = self._anchor_fits(size, anchors)  # (B, L, A, M)
-        neighbour_ok = self._neighbour_ok(centre_grid, grid_wh)  # (B, L, 5, M)
-
-        steps = torch.tensor(_NEIGHBOUR_STEPS, device=device) * self.neighbour_offset  # (5, 2)
-        # (B, L, 1, M, 2) - (1, 1, 5, 1, 2) -> (B, L, 5, M, 2): cell of each neighbour slot.
-        cells = (centre_grid[:, :, None] - steps[None, None, :, None]).floor().long()
-        max_xy = (grid_wh - 1).long()[None, :, None, None]  # (1, L, 1, 1, 2)
-        cells = torch.minimum(cells.clamp(min=0), max_xy)
-
+        anchor_fits = self._anchor_fits(size, anchors.float())  # (B, L, A, M)
         num_anchors = anchors.shape[1]
+
+        neighbour_ok, grid_x, grid_y = [], [], []
+        for level, (height, width) in enumerate(level_shapes):  # Python-int grid sizes: no H2D copy
+            centre_grid = centre / strides[level]  # (B, M, 2) in grid units
+            neighbour_ok.append(self._neighbour_ok(centre_grid, width, height))
+            # (B, M) cell of each of the 5 neighbour slots -> (B, 5, M)
+            grid_x.append(torch.stack([(centre_grid[..., 0] - dx * self.neighbour_offset).floor()
+                                       for dx, _ in _NEIGHBOUR_STEPS], 1).clamp(0, width - 1))
+            grid_y.append(torch.stack([(centre_grid[..., 1] - dy * self.neighbour_offset).floor()
+                                       for _, dy in _NEIGHBOUR_STEPS], 1).clamp(0, height - 1))
+        neighbour_ok = torch.stack(neighbour_ok, 1)  # (B, L, 5, M)
         # (B, L, 5, 1, M) & (B, L, 1, A, M) & (B, 1, 1, 1, M) -> (B, L, 5, A, M)
         valid = neighbour_ok[:, :, :, None] & anchor_fits[:, :, None] & gt_valid[:, None, None, None]
         # (B, L, 5, M) -> (B, L, 5, A, M): the cell does not depend on the anchor.
-        grid_x = cells[..., 0][:, :, :, None].expand(-1, -1, -1, num_anchors, -1)
-        grid_y = cells[..., 1][:, :, :, None].expand(-1, -1, -1, num_anchors, -1)
+        grid_x = torch.stack(grid_x, 1).long()[:, :, :, None].expand(-1, -1, -1, num_anchors, -1)
+        grid_y = torch.stack(grid_y, 1).long()[:, :, :, None].expand(-1, -1, -1, num_anchors, -1)
         return CandidateSlots(valid=valid, grid_x=grid_x, grid_y=grid_y)
 
     def _anchor_fits(self, size: Tensor, anchors: Tensor) -> Tensor:
@@ -110,13 +104,16 @@ class YOLOv7CandidateRegion:
         worst = torch.maximum(ratio, 1.0 / ratio).amax(dim=-1)
         return worst < self.anchor_t
 
-    def _neighbour_ok(self, centre_grid: Tensor, grid_wh: Tensor) -> Tensor:
-        """(B, L, M, 2) centres in grid units -> (B, L, 5, M): which neighbour slots qualify."""
+    def _neighbour_ok(self, centre_grid: Tensor, width: int, height: int) -> Tensor:
+        """(B, M, 2) centres in grid units of a (height, width) level -> (B, 5, M): which
+        neighbour slots qualify."""
         g = self.neighbour_offset
-        from_far_side = grid_wh[None, :, None] - centre_grid  # distance to the right / bottom border
-        near_low = (centre_grid % 1.0 < g) & (centre_grid > 1.0)  # left / up neighbour
-        near_high = (from_far_side % 1.0 < g) & (from_far_side > 1.0)  # right / down neighbour
-        own = torch.ones_like(near_low[..., 0])
-        # five (B, L, M) masks -> (B, L, 5, M), in _NEIGHBOUR_STEPS order
-        return torch.stack((own, near_low[..., 0], near_low[..., 1], near_high[..., 0],
-                            near_high[..., 1]), dim=2)
+        x, y = centre_grid.unbind(-1)
+        from_right, from_bottom = width - x, height - y  # distances to the far borders
+
+        def near(dist: Tensor) -> Tensor:  # closer than g to that side, and not in the border cell
+            return (dist % 1.0 < g) & (dist > 1.0)
+
+        # in _NEIGHBOUR_STEPS order: own, left, up, right, down
+        return torch.stack((torch.ones_like(x, dtype=torch.bool), near(x), near(y), near(from_right),
+                            near(from_bottom)), dim=1)

@@ -65,8 +65,8 @@ def sanitize_gt(gt_bboxes: Tensor, gt_valid: Tensor,
         The clipped boxes (B, M, 4) float and the updated validity (B, M).
     """
     height, width = image_shape
-    limits = torch.tensor([width, height, width, height], dtype=torch.float32,
-                          device=gt_bboxes.device)
-    clipped = torch.minimum(gt_bboxes.float().clamp(min=0), limits)
+    x1, y1, x2, y2 = gt_bboxes.float().unbind(-1)
+    clipped = torch.stack((x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width),
+                           y2.clamp(0, height)), dim=-1)  # scalar bounds: nothing copied to the device
     size = clipped[..., 2:] - clipped[..., :2]
     return clipped, gt_valid & (size > 0).all(dim=-1)
