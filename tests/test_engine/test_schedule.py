@@ -154,3 +154,10 @@ def test_auto_scale_lr_scales_the_scheduled_lr0(tmp_path):
     iteration, epoch, lrs, _, _ = record.rows[6]  # end of warmup: every group at lr0 * lf(1)
     assert (iteration, epoch) == (6, 1)
     assert lrs == pytest.approx((LR0 * 2 / 64 * cosine_lf(1, 2, 0.1),) * 3, rel=1e-12)
+
+
+def test_runner_rejects_an_optimizer_without_yolov7_groups(tmp_path):
+    runner = make_runner(tmp_path, name='plain', max_epochs=1)
+    runner.optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01))
+    with pytest.raises(TypeError, match='YOLOv7OptimWrapperConstructor'):
+        runner.train()
