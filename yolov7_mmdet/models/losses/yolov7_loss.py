@@ -39,8 +39,10 @@ def yolo_ciou(pred_xywh: Tensor, target_xywh: Tensor, eps: float = 1e-7) -> Tens
     IoU > 0.5 and ``eps`` is added to the heights, so a zero-height target stays finite. Both match
     the official implementation.
     """
-    pred_lt, pred_rb = pred_xywh[..., :2] - pred_xywh[..., 2:] / 2, pred_xywh[..., :2] + pred_xywh[..., 2:] / 2
-    tgt_lt, tgt_rb = target_xywh[..., :2] - target_xywh[..., 2:] / 2, target_xywh[..., :2] + target_xywh[..., 2:] / 2
+    pred_lt = pred_xywh[..., :2] - pred_xywh[..., 2:] / 2
+    pred_rb = pred_xywh[..., :2] + pred_xywh[..., 2:] / 2
+    tgt_lt = target_xywh[..., :2] - target_xywh[..., 2:] / 2
+    tgt_rb = target_xywh[..., :2] + target_xywh[..., 2:] / 2
     inter = (torch.minimum(pred_rb, tgt_rb) - torch.maximum(pred_lt, tgt_lt)).clamp(min=0).prod(-1)
     pred_w, pred_h = (pred_rb - pred_lt).unbind(-1)
     tgt_w, tgt_h = (tgt_rb - tgt_lt).unbind(-1)
@@ -50,7 +52,8 @@ def yolo_ciou(pred_xywh: Tensor, target_xywh: Tensor, eps: float = 1e-7) -> Tens
     enclose = torch.maximum(pred_rb, tgt_rb) - torch.minimum(pred_lt, tgt_lt)  # (..., 2)
     diagonal_sq = enclose.pow(2).sum(-1) + eps
     centre_dist_sq = ((tgt_lt + tgt_rb - pred_lt - pred_rb) ** 2).sum(-1) / 4
-    aspect = (4 / math.pi ** 2) * (torch.atan(tgt_w / (tgt_h + eps)) - torch.atan(pred_w / (pred_h + eps))) ** 2
+    aspect_gap = torch.atan(tgt_w / (tgt_h + eps)) - torch.atan(pred_w / (pred_h + eps))
+    aspect = (4 / math.pi ** 2) * aspect_gap ** 2
     with torch.no_grad():
         alpha = aspect / (aspect - iou + (1 + eps))
     return iou - (centre_dist_sq / diagonal_sq + aspect * alpha)
@@ -200,7 +203,7 @@ class YOLOv7Loss(nn.Module):
             obj = obj + obj_level * level_weights[level]
 
             if self.num_classes > 1:
-                labels = gt_labels.gather(1, gt_inds)  # (B, K)
+                labels = gt_labels.gather(1, gt_inds).clamp(min=0)  # (B, K); padding may be -1
                 target = torch.full_like(at_slots[..., 5:], self.cls_neg)
                 target.scatter_(-1, labels[..., None], self.cls_pos)
                 bce = F.binary_cross_entropy_with_logits(at_slots[..., 5:], target, reduction='none')

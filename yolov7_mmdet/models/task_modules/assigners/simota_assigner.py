@@ -34,7 +34,6 @@ Deviations from the official code (documented in ``docs/label_assignment.md`` an
 from typing import NamedTuple, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import TASK_UTILS
