@@ -130,3 +130,27 @@ def test_no_host_synchronisation_in_assigner_and_loss():
     host_syncs = {'aten::_local_scalar_dense', 'aten::item', 'aten::nonzero', 'aten::masked_select',
                   'aten::_unique2', 'aten::unique_consecutive'}
     assert not ops & host_syncs
+
+
+def test_shared_cell_objectness_target_is_the_last_listed_positive():
+    from yolov7_mmdet.models.losses.yolov7_loss import YOLOv7Loss
+    # 4 slots on a (B=1, A=2, H=2, W=3) level; slots 0 and 2 share cell (anchor 1, y 1, x 2)
+    pos = torch.tensor([[True, True, True, False]])
+    anchor_inds = torch.tensor([1, 0, 1, 1])
+    grid_x, grid_y = torch.tensor([[2, 0, 2, 2]]), torch.tensor([[1, 0, 1, 1]])
+    quality = torch.tensor([[0.3, 0.5, 0.8, 0.9]])
+    target, pos_cell = YOLOv7Loss._objectness_target((1, 2, 2, 3), pos, anchor_inds, grid_x, grid_y,
+                                                     quality)
+    assert target[0, 1, 1, 2] == 0.8 and target[0, 0, 0, 0] == 0.5  # slot 3 is not a positive
+    assert target.sum() == pytest.approx(1.3) and int(pos_cell.sum()) == 2
+
+
+def test_yolo_ciou_values():
+    from yolov7_mmdet.models.losses import yolo_ciou
+    box = torch.tensor([[1.0, 1.0, 2.0, 3.0]])
+    assert yolo_ciou(box, box).item() == pytest.approx(1.0, abs=1e-6)
+    shifted = torch.tensor([[4.0, 1.0, 2.0, 3.0]])  # disjoint: IoU 0, minus the distance term
+    # centres 3 apart, enclosing box 5 x 3: CIoU = -3^2 / (5^2 + 3^2)
+    assert yolo_ciou(box, shifted).item() == pytest.approx(-9.0 / 34.0, abs=1e-5)
+    flat = torch.tensor([[1.0, 1.0, 2.0, 0.0]])  # zero-height target stays finite
+    assert torch.isfinite(yolo_ciou(box, flat)).all()

@@ -10,9 +10,24 @@ YOLOv7 (Wang, Bochkovskiy, Liao, 2022, arXiv:2207.02696). Per level and head:
 
 The gains follow the official training script: ``box *= 3 / L``, ``cls *= C / 80 * 3 / L``,
 ``obj *= (img_size / 640) ** 2 * 3 / L``, and each component is multiplied by the batch size, so the
-sum of the returned components is the official total loss. With an aux head, both label sets come from
-the lead head's predictions (lead guided): the lead head learns the fine set, the aux head the coarse
-set, weighted by 0.25 (see ``docs/label_assignment.md``).
+sum of the returned components is the official total loss.
+
+Lead-guided, coarse-to-fine (models with an aux head), in plain words:
+
+* *lead guided*: both label sets are chosen by SimOTA from the **lead** head's predictions; the aux
+  head does not pick its own targets, it learns what the final head considers good;
+* *fine*: the lead head's candidates are the GT's centre cell and the 2 neighbours nearest to the
+  centre (3 cells); *coarse*: the aux head's candidates are the centre cell and all 4 neighbours
+  (5 cells), so the aux head gets more positives (recall), with weight 0.25;
+* *the decoder constraint*: a predicted centre can only move between -0.5 and 1.5 cells from its
+  cell's corner (``2 * sigmoid(t) - 0.5``). The two extra coarse cells lie on the far sides of the
+  centre, so they can never put their box on the GT centre: their IoU, which is also their objectness
+  target, stays below 1. They learn to be useful, never perfect.
+
+Worked example: a GT centred at (3.3, 4.7) grid cells. Fine cells: (3, 4), (2, 4), (3, 5) (the centre
+is left of and below its cell's middle); coarse adds (4, 4) and (3, 3). From (4, 4) the centre is at
+offset x = 3.3 - 4 = -0.7 < -0.5, and from (3, 3) at y = 4.7 - 3 = 1.7 > 1.5: unreachable. Every fine
+cell reaches its offset, e.g. (2, 4) needs (1.3, 0.7). More in ``docs/label_assignment.md``.
 
 Everything is computed on padded tensors: no Python loop over images or boxes, no host sync.
 """
