@@ -89,6 +89,9 @@ def test_stack_gt_instances_pads_boxes_labels_and_mask():
     assert valid.tolist() == [[True, False], [False, False], [True, True]]
     assert labels.tolist() == [[5, 0], [0, 0], [1, 2]]
     assert torch.equal(boxes[2], insts[2].bboxes)
+    # ignore regions come without labels; a batch may have no instance at all
+    boxes, labels, valid = stack_gt_instances([InstanceData(bboxes=torch.zeros(0, 4))] * 2)
+    assert boxes.shape == (2, 0, 4) and labels.shape == valid.shape == (2, 0)
 
 
 def test_sanitize_gt_clips_and_drops_degenerate_boxes():

@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 
 def _box_tensor(bboxes) -> Tensor:
@@ -34,17 +35,14 @@ def stack_gt_instances(batch_gt_instances: Sequence[InstanceData],
         raise ValueError('stack_gt_instances needs at least one image')
     boxes = [_box_tensor(inst.bboxes).reshape(-1, 4).float() for inst in batch_gt_instances]
     device = device if device is not None else boxes[0].device
-    counts = [len(b) for b in boxes]  # from shapes: no device round trip
-    num_max = max(counts)
-    gt_bboxes = torch.zeros(len(boxes), num_max, 4, device=device)
-    gt_labels = torch.zeros(len(boxes), num_max, dtype=torch.long, device=device)
-    gt_valid = torch.zeros(len(boxes), num_max, dtype=torch.bool, device=device)
-    for i, (inst, box) in enumerate(zip(batch_gt_instances, boxes)):  # copies, not compute
-        gt_bboxes[i, :counts[i]] = box.to(device)
-        if 'labels' in inst:
-            gt_labels[i, :counts[i]] = inst.labels.to(device=device, dtype=torch.long)
-        gt_valid[i, :counts[i]] = True
-    return gt_bboxes, gt_labels, gt_valid
+    boxes = [b.to(device) for b in boxes]
+    labels = [inst.labels.to(device=device, dtype=torch.long) if 'labels' in inst else
+              torch.zeros(len(b), dtype=torch.long, device=device)
+              for inst, b in zip(batch_gt_instances, boxes)]
+    valid = [torch.ones(len(b), dtype=torch.bool, device=device) for b in boxes]
+    # N_i rows per image -> (B, M, ...) with zeros after each image's own rows
+    return (pad_sequence(boxes, batch_first=True), pad_sequence(labels, batch_first=True),
+            pad_sequence(valid, batch_first=True))
 
 
 def sanitize_gt(gt_bboxes: Tensor, gt_valid: Tensor,
