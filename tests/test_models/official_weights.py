@@ -17,8 +17,8 @@ def official_weight(key: str, shape) -> torch.Tensor:
     if key.endswith('num_batches_tracked'):
         return torch.zeros((), dtype=torch.long)
     generator = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    table = torch.rand(min(shape.numel(), TABLE_SIZE), generator=generator, dtype=torch.float64)
-    noise = table.repeat(-(-shape.numel() // table.numel()))[:shape.numel()].view(shape).float()
+    table = torch.rand(min(shape.numel(), TABLE_SIZE), generator=generator, dtype=torch.float64).float()
+    noise = table.repeat(-(-shape.numel() // table.numel()))[:shape.numel()].view(shape)
     if len(shape) == 4:  # conv kernels (Conv, RepConv branches, detect convs)
         return (2 * noise - 1) * (3.0 / shape[1:].numel()) ** 0.5
     if key.endswith('implicit'):

@@ -21,18 +21,20 @@ FIXTURES = Path(__file__).resolve().parents[1] / 'fixtures'
 
 def official_style_state(model) -> dict:
     """Official-keyed weights (``model.{i}...``) for every tensor ``model`` holds, via the layout."""
-    ours = model.state_dict()
-    state = {}
     layout, _ = official_layout(model)
-    for prefix, officials in layout:
-        for key, value in ours.items():
-            if not key.startswith(prefix + '.'):
-                continue
-            suffix = key[len(prefix) + 1:]
-            for official in officials:
-                shape = (value.shape[0] // len(officials), ) + tuple(value.shape[1:]) if value.dim() else ()
-                official_key = f'model.{official}.{suffix}'
-                state[official_key] = official_weight(official_key, shape)
+    officials_of = dict(layout)
+    state = {}
+    for key, value in model.state_dict().items():
+        prefix, _, suffix = key.rpartition('.')
+        while prefix not in officials_of:  # climb to the module the layout names
+            assert prefix, f'{key} is not covered by the official layout'
+            prefix, _, head = prefix.rpartition('.')
+            suffix = f'{head}.{suffix}'
+        officials = officials_of[prefix]
+        for official in officials:  # E-ELAN: one official layer per group, stacked along dim 0
+            shape = (value.shape[0] // len(officials), ) + tuple(value.shape[1:]) if value.dim() else ()
+            official_key = f'model.{official}.{suffix}'
+            state[official_key] = official_weight(official_key, shape)
     return state
 
 

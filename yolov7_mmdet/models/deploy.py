@@ -32,7 +32,7 @@ def switch_to_deploy(model: nn.Module, *, fuse_bn: bool = True) -> nn.Module:
     Returns:
         nn.Module: ``model`` itself.
     """
-    for module in model.modules():
+    for module in list(model.modules()):  # a list: the head deletes its aux branch on the way
         if hasattr(module, 'aux_taps'):
             module.aux_taps = False
         if module is not model and not isinstance(module, RepConvN) and callable(
