@@ -7,6 +7,7 @@ written under the official names, converted with ``convert_official_state_dict``
 for all seven variants, which checks the whole layer mapping: backbone, neck order and concatenations, SPPCSPC, RepConv
 branches, E6E's stacked E-ELAN and its partial aux taps, the implicit vectors and both detect layers.
 """
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,26 @@ def test_conversion_rejects_foreign_or_incomplete_states():
     wrong_anchors = {**state, 'model.77.anchor_grid': torch.ones(3, 1, 3, 1, 1, 2)}
     with pytest.raises(ValueError, match='anchors'):
         convert_official_state_dict(wrong_anchors, model)
+
+
+def load_converter_tool():
+    path = Path(__file__).resolve().parents[2] / 'tools' / 'model_converters' / 'yolov7_to_mmdet.py'
+    spec = importlib.util.spec_from_file_location('yolov7_to_mmdet', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_converter_tool_reads_classes_and_writes_a_loadable_checkpoint(tmp_path):
+    model = build_model('tiny', device='meta', **{'bbox_head.num_classes': 3})
+    state = official_style_state(model)
+    # the official detect layer's anchor grid (L, 1, A, 1, 1, 2) in pixels
+    state['model.77.anchor_grid'] = model.bbox_head.anchors.view(3, 1, 3, 1, 1, 2).clone()
+    torch.save(state, tmp_path / 'official.pt')
+    load_converter_tool().main([str(tmp_path / 'official.pt'), str(tmp_path / 'ours.pth'), '--arch', 'tiny'])
+    checkpoint = torch.load(tmp_path / 'ours.pth', weights_only=True)
+    assert checkpoint['meta']['num_classes'] == 3
+    expected = convert_official_state_dict(state, model)
+    assert checkpoint['state_dict'].keys() == expected.keys() == model.state_dict().keys()
+    for key, value in expected.items():
+        assert torch.equal(checkpoint['state_dict'][key], value), key
