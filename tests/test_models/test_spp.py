@@ -51,3 +51,13 @@ def test_tiny_concatenates_the_largest_pool_first():
 def test_rejects_even_pool_kernels():
     with pytest.raises(ValueError, match='odd'):
         SPPCSPC(8, 8, kernel_sizes=(4, 8))
+
+
+def test_init_weights_keeps_pytorch_default_conv_init():
+    torch.manual_seed(0)
+    block = SPPCSPC(512, 256)
+    block.init_weights()
+    weight = block.final_conv.conv.weight  # 1x1, fan_in 512
+    expected_std = 1 / (3 * 512) ** 0.5  # kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert abs(weight.std().item() / expected_std - 1) < 0.05
+    assert weight.abs().max().item() <= 1 / 512 ** 0.5

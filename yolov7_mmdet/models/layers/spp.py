@@ -82,6 +82,17 @@ class SPPCSPC(BaseModule):
                 yolov7_conv(hidden, hidden, 3, **cfgs))
         self.final_conv = yolov7_conv(2 * hidden, out_channels, 1, **cfgs)
 
+    def init_weights(self) -> None:
+        """PyTorch's default conv initialisation (what the official models train from), unless an
+        ``init_cfg`` is given. mmcv's ``ConvModule.init_weights``, which mmengine would call for the
+        direct ConvModule children, draws Kaiming-normal (fan-out) weights instead."""
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                module.reset_parameters()
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C_in, H, W) -> (B, C_out, H, W)``."""
         h = self.pre_convs(x)
