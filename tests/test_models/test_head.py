@@ -120,6 +120,14 @@ def test_predict_caps_and_thresholds():
     for result in results:
         assert (result.scores > 0.05).all()
         assert torch.equal(result.scores, result.scores.sort(descending=True).values)
+    raw = head.predict_by_feat(golden['maps'], batch_img_metas=metas, with_nms=False)
+    # without NMS: the 20 best candidates, at least as good as the 20 that survive NMS, rank by rank
+    assert len(raw[0]) == 20 and (raw[0].scores >= results[0].scores).all()
+    assert raw[0].scores[0] == results[0].scores[0]
+    uncapped = head.predict_by_feat(golden['maps'], batch_img_metas=metas, with_nms=False,
+                                    cfg=dict(multi_label=False, score_thr=0.05, nms_pre=100))
+    _, scores = head.decode(golden['maps'])
+    assert len(uncapped[0]) == min(100, int((scores[0].max(1).values > 0.05).sum()))
     silent = [torch.full_like(m, -20.) for m in golden['maps']]  # nothing above the threshold
     empty = head.predict_by_feat(silent, batch_img_metas=metas, rescale=True)
     assert [len(r) for r in empty] == [0, 0] and empty[0].bboxes.shape == (0, 4)
