@@ -111,3 +111,14 @@ def test_converter_tool_reads_classes_and_writes_a_loadable_checkpoint(tmp_path)
     assert checkpoint['state_dict'].keys() == expected.keys() == model.state_dict().keys()
     for key, value in expected.items():
         assert torch.equal(checkpoint['state_dict'][key], value), key
+
+
+def test_converter_tool_takes_deploy_graph_checkpoints_without_implicit(tmp_path):
+    model = build_model('tiny', device='meta')
+    state = {k: v for k, v in official_style_state(model).items() if '.ia.' not in k and '.im.' not in k}
+    torch.save(state, tmp_path / 'official.pt')
+    load_converter_tool().main([str(tmp_path / 'official.pt'), str(tmp_path / 'ours.pth'), '--arch', 'tiny'])
+    converted = torch.load(tmp_path / 'ours.pth', weights_only=True)['state_dict']
+    assert all((converted[f'bbox_head.lead_implicit_a.{i}.implicit'] == 0).all() for i in range(3))
+    assert all((converted[f'bbox_head.lead_implicit_m.{i}.implicit'] == 1).all() for i in range(3))
+    model.load_state_dict(converted, strict=True, assign=True)

@@ -15,9 +15,13 @@ The number of classes is read from the checkpoint's detect layer; the model is b
 ``configs/_base_/models/yolov7_<arch>.py`` (or ``--config``) on the meta device, the weights are mapped
 with :func:`yolov7_mmdet.models.detectors.official_layout.convert_official_state_dict` (which checks
 that every official weight finds its place and that the anchors agree) and loaded strictly before
-saving ``{'state_dict': ..., 'meta': ...}`` for ``load_from`` / ``tools/test.py``. Checkpoints of the
-training graphs (``cfg/training``, RepConv unfused, aux heads kept) are supported; the released
-``*_training.pt`` / ``yolov7.pt`` files are such checkpoints.
+saving ``{'state_dict': ..., 'meta': ...}`` for ``load_from`` / ``tools/test.py``.
+
+Supported: the training graphs (``cfg/training``: ``IDetect`` / ``IAuxDetect``, RepConv unfused), also
+without their aux head (lead-only P6 checkpoints: ``meta['aux_head']`` is False, and a training config
+loads them non-strictly with a freshly initialised aux head), and the ``cfg/deploy`` graphs (plain
+``Detect``: the implicit vectors are written as their identities, 0 and 1, which is exact). Checkpoints
+with fused convolutions (after ``Model.fuse()``) are rejected: their BN and RepConv branches are gone.
 """
 from __future__ import annotations
 
@@ -70,12 +74,40 @@ def load_official_state(src: Path, *, official_repo: Path | None, trust_pickle: 
     return {key: value.float() if value.is_floating_point() else value for key, value in checkpoint.items()}
 
 
+def detect_index(state: dict) -> int:
+    """Index of the official detect layer: the one holding ``m.0`` (the first prediction conv)."""
+    return max(int(key.split('.')[1]) for key in state if key.startswith('model.') and '.m.0.' in key)
+
+
 def num_classes_of(state: dict) -> int:
     """Classes from the first detect conv: ``A * (5 + C)`` outputs, A from the anchor grid."""
-    detect = max(int(key.split('.')[1]) for key in state if key.startswith('model.') and '.m.0.' in key)
+    detect = detect_index(state)
     out_channels = state[f'model.{detect}.m.0.weight'].shape[0]
     num_anchors = state[f'model.{detect}.anchor_grid'].shape[2] if f'model.{detect}.anchor_grid' in state else 3
     return out_channels // num_anchors - 5
+
+
+def with_identity_implicit(state: dict) -> dict:
+    """A ``cfg/deploy`` checkpoint (plain ``Detect``) as an ``IDetect`` one: ImplicitA = 0, ImplicitM = 1.
+
+    The two graphs then compute the same function, so the result loads into the training-graph model.
+    """
+    detect = detect_index(state)
+    if any(key.startswith(f'model.{detect}.ia.') for key in state):
+        return state
+    completed = dict(state)
+    level = 0
+    while f'model.{detect}.m.{level}.weight' in state:
+        out_channels, in_channels = state[f'model.{detect}.m.{level}.weight'].shape[:2]
+        completed[f'model.{detect}.ia.{level}.implicit'] = torch.zeros(1, in_channels, 1, 1)
+        completed[f'model.{detect}.im.{level}.implicit'] = torch.ones(1, out_channels, 1, 1)
+        level += 1
+    return completed
+
+
+def has_aux_head(state: dict) -> bool:
+    """Whether the checkpoint holds an ``IAuxDetect`` aux head (``*_training.pt`` of the P6 models)."""
+    return any(key.startswith(f'model.{detect_index(state)}.m2.') for key in state)
 
 
 def convert(state: dict, model_cfg) -> dict:
@@ -95,10 +127,15 @@ def main(argv=None) -> None:
     config = args.config or yolov7_mmdet.config_path(f'_base_/models/yolov7_{args.arch}.py')
     model_cfg = Config.fromfile(str(config)).model
     model_cfg.bbox_head.num_classes = num_classes_of(state)
-    converted = convert(state, model_cfg)
+    aux = has_aux_head(state)
+    if not aux:  # a lead-only checkpoint: the model is built without the aux branch
+        model_cfg.neck.aux_taps = False
+        model_cfg.bbox_head.aux_in_channels = model_cfg.bbox_head.aux_feat_channels = None
+    converted = convert(with_identity_implicit(state), model_cfg)
     args.dst.parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(state_dict=converted,
-                    meta=dict(source=str(args.src), arch=args.arch, num_classes=model_cfg.bbox_head.num_classes)),
+                    meta=dict(source=str(args.src), arch=args.arch, num_classes=model_cfg.bbox_head.num_classes,
+                              aux_head=aux)),
                args.dst)
     print(f'{len(state)} official tensors -> {len(converted)} tensors, {model_cfg.bbox_head.num_classes} '
           f'classes: {args.dst}')
