@@ -5,8 +5,10 @@
 1. Makes the demo dataset (coloured shapes on textured backgrounds, COCO JSON; see
    ``yolov7_mmdet/datasets/demo.py``) unless an identical copy is already there. No download.
 2. Trains ``configs/demo/yolov7_tiny_demo.py`` with ``tools/train.py`` (the log shows progress every
-   few iterations; the last epoch is validated and the best checkpoint kept).
-3. Evaluates the best checkpoint on the demo val split (COCO bbox mAP, mmdet's ``CocoMetric``) and
+   few iterations; a checkpoint is written every epoch, the last epoch is validated). On a machine
+   too slow to finish within ``--train-minutes`` (default 11), training is stopped there.
+3. Evaluates the newest checkpoint (the final one, or the last complete epoch when training was
+   stopped) on the demo val split (COCO bbox mAP, mmdet's ``CocoMetric``) and
    draws its predictions on a few val images (ground truth left, predictions right) into
    ``<work-dir>/predictions.png``.
 4. Prints where everything is, and the mAP.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os.path as osp
+import signal
 import subprocess
 import sys
 import time
@@ -36,7 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='where the demo dataset is (made if missing)')
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='training config')
     parser.add_argument('--skip-train', action='store_true',
-                        help='evaluate the best checkpoint already in the work dir')
+                        help='evaluate the newest checkpoint already in the work dir')
+    parser.add_argument('--train-minutes', type=float, default=11.0,
+                        help='stop training after this long and evaluate the last complete epoch '
+                             '(keeps the whole job within 15 minutes on a slow machine)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides passed on to training and evaluation')
     return parser.parse_args(argv)
@@ -58,23 +64,44 @@ def data_root_options(data_root: str) -> list[str]:
             f'test_evaluator.ann_file={val_json}']
 
 
-def train(config: str, work_dir: str, options: list[str]) -> None:
+def train(config: str, work_dir: str, options: list[str], budget_minutes: float) -> bool:
+    """Run ``tools/train.py``; stop it after ``budget_minutes``. Returns whether it finished.
+
+    A checkpoint is written after every epoch (atomically), so a run stopped at the budget leaves the
+    last complete epoch to evaluate.
+    """
     command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,
                '--work-dir', work_dir, '--cfg-options', *options]
     print(' '.join(command), flush=True)
-    subprocess.run(command, check=True, cwd=REPO_ROOT)
+    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    try:
+        return_code = process.wait(timeout=budget_minutes * 60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(f'\ntraining stopped at its time budget ({budget_minutes:g} min, see --train-minutes); '
+              'evaluating the last complete epoch', flush=True)
+        return False
+    if return_code != 0:
+        raise subprocess.CalledProcessError(return_code, command)
+    return True
 
 
-def best_checkpoint(work_dir: str) -> str:
-    """The ``best_coco_bbox_mAP*`` checkpoint, else the latest one; raises when there is none."""
-    best = sorted(glob.glob(osp.join(work_dir, 'best_coco_bbox_mAP*.pth')), key=osp.getmtime)
-    if best:
-        return best[-1]
+def latest_checkpoint(work_dir: str) -> str:
+    """The newest of the ``best_coco_bbox_mAP*`` and the last epoch checkpoints of ``work_dir``."""
+    candidates = glob.glob(osp.join(work_dir, 'best_coco_bbox_mAP*.pth'))
     last = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(last):
         with open(last) as file:
-            return file.read().strip()
-    raise FileNotFoundError(f'no checkpoint in {work_dir}; did training run?')
+            candidates.append(file.read().strip())
+    candidates = [path for path in candidates if osp.isfile(path)]
+    if not candidates:
+        raise FileNotFoundError(f'no checkpoint in {work_dir}; did training run?')
+    return max(candidates, key=osp.getmtime)
 
 
 def parse_options(options: list[str]) -> dict:
@@ -114,7 +141,9 @@ def draw_predictions(config: str, checkpoint: str, options: list[str], out_file:
     for index in range(min(NUM_SHOWN, len(dataset))):
         sample = dataset[index]['data_samples']
         prediction = inference_detector(model, sample.img_path)
-        prediction.gt_instances = sample.gt_instances
+        ground_truth = sample.gt_instances.clone()
+        ground_truth.bboxes = ground_truth.bboxes.tensor  # the visualizer wants a plain (N, 4) tensor
+        prediction.gt_instances = ground_truth
         image = mmcv.imread(sample.img_path, channel_order='rgb')
         visualizer.add_datasample('demo', image, prediction, draw_gt=True, pred_score_thr=0.3)
         rows.append(visualizer.get_image())  # (H, 2W, 3) RGB: ground truth | predictions
@@ -137,11 +166,11 @@ def main(argv=None) -> None:
 
     if not args.skip_train:
         started = step(f'2/4 training {osp.relpath(args.config, REPO_ROOT)} -> {work_dir}')
-        train(args.config, work_dir, options)
+        train(args.config, work_dir, options, args.train_minutes)
         print(f'training took {(time.time() - started) / 60:.1f} min')
 
-    started = step('3/4 evaluating the best checkpoint on the demo val split')
-    checkpoint = best_checkpoint(work_dir)
+    started = step('3/4 evaluating the checkpoint on the demo val split')
+    checkpoint = latest_checkpoint(work_dir)
     metrics = evaluate(args.config, checkpoint, work_dir, options)
     print(f'evaluation took {time.time() - started:.0f} s')
 

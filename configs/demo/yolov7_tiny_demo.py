@@ -61,7 +61,7 @@ optim_wrapper = dict(batch_size_per_gpu=train_batch_size_per_gpu, nominal_batch_
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs, dynamic_intervals=None)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=max_epochs),
+    checkpoint=dict(interval=1, max_keep_ckpts=2),  # tools/main_job.py may stop at a time budget
     param_scheduler=dict(warmup_epochs=1, min_warmup_iters=0))
 env_cfg = dict(cudnn_benchmark=False)
 sync_bn = None
