@@ -67,9 +67,11 @@ def save_as_coco(data: DetectionData, out_file: Union[str, Path], *, name: str,
         image_root = os.path.commonpath([record.path.parent for record in data.images])
     out_file = write_coco_json(data, out_file, image_root=image_root)
     data.issues.log_summary(name)
-    return (f"dataset=dict(type='CocoJSONDataset', ann_file='{out_file}', "
+    # data_root='' so that a base config's data_root (e.g. 'data/coco/') is not prefixed
+    return (f"dataset=dict(type='CocoJSONDataset', data_root='', ann_file='{out_file}', "
             f"data_prefix=dict(img='{Path(image_root).as_posix()}/'))  "
-            f'# {len(data.images)} images, {data.num_boxes} boxes, {len(data.classes)} classes: '
+            f'# {len(data.images)} images, {data.num_boxes} boxes, {len(data.classes)} '
+            f'class{"es" if len(data.classes) != 1 else ""}: '
             f"{', '.join(data.classes[:10])}{', ...' if len(data.classes) > 10 else ''}")
 
 
