@@ -1,10 +1,12 @@
 """YOLOv7Head: layout, bias priors, decode and NMS against the official code, rescaling, loss wiring."""
+import math
 from pathlib import Path
 
-import math
-
+import numpy as np
 import pytest
 import torch
+from mmcv.transforms import Compose
+from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 from yolov7_mmdet.models.dense_heads import YOLOv7Head
@@ -214,3 +216,23 @@ def test_switch_to_deploy_folds_implicit_and_drops_aux(with_aux):
     for a, b in zip(before, after):
         assert (a - b).abs().max().item() < 1e-5
     head.switch_to_deploy()  # idempotent
+
+
+def test_rescale_inverts_the_test_pipeline_resize_and_letterbox():
+    """Contract with the data pipeline: a box mapped into the network input by mmdet's Resize and
+    YOLOv7Letterbox (metainfo ``scale_factor``, ``pad_param``) comes back to original pixels."""
+    init_default_scope('mmdet')
+    pipeline = Compose([dict(type='Resize', scale=(640, 640), keep_ratio=True),
+                        dict(type='YOLOv7Letterbox', scale=(640, 640), pad_val=114, allow_scale_up=False),
+                        dict(type='PackDetInputs',
+                             meta_keys=('ori_shape', 'img_shape', 'scale_factor', 'pad_param'))])
+    image = np.zeros((300, 500, 3), dtype=np.uint8)
+    packed = pipeline(dict(img=image, img_shape=(300, 500), ori_shape=(300, 500)))
+    meta = packed['data_samples'].metainfo
+    original = torch.tensor([[50., 60., 200., 250.]])
+    scale_w, scale_h = meta['scale_factor']
+    top, _, left, _ = meta['pad_param']
+    in_network = original * torch.tensor([scale_w, scale_h, scale_w, scale_h]) + torch.tensor(
+        [left, top, left, top])
+    assert packed['inputs'].shape[-2:] == (640, 640) and top > 0  # letterboxed vertically
+    torch.testing.assert_close(YOLOv7Head._to_original_image(in_network, meta), original)
