@@ -30,7 +30,7 @@ from mmdet.datasets.transforms import Mosaic
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 
-from ._instances import concat_instances, select_instances
+from ._instances import INSTANCE_KEYS, concat_instances, select_instances
 from .letterbox import letterbox
 
 #: Extra images fetched (besides the current one) for each layout.
@@ -129,7 +129,7 @@ class YOLOv7Mosaic(BaseTransform):
         s_w, s_h = self.img_scale
         ratio = min(s_w / width, s_h / height)
         img = mmcv.imresize(img, (int(width * ratio), int(height * ratio)))
-        part = {key: results[key] for key in ('gt_bboxes', 'gt_bboxes_labels', 'gt_ignore_flags')}
+        part = {key: results[key] for key in INSTANCE_KEYS}
         part['gt_bboxes'] = part['gt_bboxes'].clone()
         part['gt_bboxes'].rescale_((ratio, ratio))
         return img, part
