@@ -1,6 +1,8 @@
 """Does yolov7-tiny learn on real data? Train it and an mmdet baseline on the same budget, compare mAP.
 
-    python benchmarks/learn_real_data.py --dataset raccoon --epochs 20 --img-size 256
+    python benchmarks/learn_real_data.py --dataset raccoon --epochs 30 --img-size 256
+
+Results and their reading: ``docs/datasets.md`` (section "Learning on real data").
 
 For a dataset of ``../shared/datasets`` (raccoon: ``splits/train.txt`` -> ``splits/val.txt``; bccd:
 ``ImageSets/Main/train.txt`` -> ``val.txt``) it
@@ -24,7 +26,8 @@ Deviations from the 8-GPU recipes, the same for both models where both have the 
 * yolov7 steps the optimizer every batch (``nominal_batch_size`` = batch size: accumulating to 64
   would leave a handful of steps in the whole budget) and its loss' ``img_size`` follows the input
   size, as the official ``train.py`` does; YOLOX keeps its lr and schedule shape;
-* no validation during training, no pretrained weights;
+* no validation during training except after the last epoch (mmengine always runs that one; it
+  gives the same numbers as ``tools/test.py``), no pretrained weights;
 * ``OMP_NUM_THREADS=1`` for the training processes: on a small shared CPU, torch's default threads
   spin-wait on each other (one thread was 4-5x faster than two on the 2-core machine used).
 """
