@@ -19,7 +19,9 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto',
                     save_param_scheduler=False))  # no mmengine schedulers: YOLOv7ParamSchedulerHook
-custom_hooks = [dict(type='StopOnNonFiniteLossHook'), dict(type='RNGStateHook')]
+# DatasetClassesCheckHook: a num_classes that does not fit the dataset is a clear error before training.
+custom_hooks = [dict(type='StopOnNonFiniteLossHook'), dict(type='RNGStateHook'),
+                dict(type='DatasetClassesCheckHook')]
 
 env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs
 
