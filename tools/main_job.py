@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import glob
 import os.path as osp
-import signal
 import subprocess
 import sys
 import time
@@ -77,9 +76,11 @@ def train(config: str, work_dir: str, options: list[str], budget_minutes: float)
     try:
         return_code = process.wait(timeout=budget_minutes * 60)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a job started in the background of a shell ignores SIGINT. The
+        # checkpoints are written atomically, so stopping in the middle of a save is safe.
+        process.terminate()
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -2,7 +2,7 @@
 # `python -m yolov7_mmdet.datasets.demo data/demo_shapes`, or by tools/main_job.py), sized for about
 # 10 minutes of training on 2 idle CPU cores. The official tiny recipe (mosaic 4/9, affine, mixup,
 # HSV, flip; SGD, warmup, cosine, EMA), scaled down: 128 x 128 inputs, batch 8 with no gradient
-# accumulation (nominal batch 8), a one-epoch warmup, 10 epochs, a checkpoint every epoch.
+# accumulation (nominal batch 8), a one-epoch warmup, 30 epochs, a checkpoint every epoch.
 # Measured runs are in configs/yolov7/README.md ("Demo").
 _base_ = '../yolov7/yolov7_tiny_8xb16-300e_coco.py'
 
@@ -10,7 +10,7 @@ data_root = 'data/demo_shapes/'
 classes = ('circle', 'square', 'triangle', 'cross')
 img_scale = (128, 128)  # (width, height)
 train_batch_size_per_gpu = 8
-max_epochs = 10
+max_epochs = 30
 
 model = dict(bbox_head=dict(num_classes=len(classes), loss=dict(img_size=img_scale[0])))
 
