@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 import time
@@ -72,24 +74,35 @@ def train(config: str, work_dir: str, options: list[str], budget_minutes: float)
     command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,
                '--work-dir', work_dir, '--cfg-options', *options]
     print(' '.join(command), flush=True)
-    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    # its own process group, so that stopping it also stops its data-loader workers quietly
+    process = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
     try:
         return_code = process.wait(timeout=budget_minutes * 60)
     except subprocess.TimeoutExpired:
-        # SIGTERM, not SIGINT: a job started in the background of a shell ignores SIGINT. The
-        # checkpoints are written atomically, so stopping in the middle of a save is safe.
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process_group(process)
         print(f'\ntraining stopped at its time budget ({budget_minutes:g} min, see --train-minutes); '
               'evaluating the last complete epoch', flush=True)
         return False
+    except KeyboardInterrupt:  # Ctrl-C reaches only this process, not the training's own group
+        stop_process_group(process)
+        raise
     if return_code != 0:
         raise subprocess.CalledProcessError(return_code, command)
     return True
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process group of ``process`` (SIGKILL after 30 s).
+
+    SIGTERM, not SIGINT: a job started in the background of a shell ignores SIGINT. The checkpoints
+    are written atomically, so stopping in the middle of a save is safe.
+    """
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def latest_checkpoint(work_dir: str) -> str:
