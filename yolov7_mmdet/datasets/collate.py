@@ -5,7 +5,12 @@ mmdet's ``DetDataPreprocessor`` then converts, normalises and pads them one by o
 process. YOLOv7 training batches are all ``img_scale`` (mosaic + affine) and evaluation batches all
 letterboxed to one size, so the batch can be stacked into one ``(B, C, H, W)`` uint8 tensor in the
 worker processes instead; the preprocessor then works on the whole batch at once (its tensor path).
-``benchmarks/bench_collate.py`` measures the main-process time of both ways.
+``benchmarks/bench_collate.py`` measures the main-process time of both ways. On the 2-core CPU of
+the development machine (idle) stacking *loses* for big batches (16 x 640: 119 ms vs 71 ms; the
+whole-batch float tensors no longer fit the caches) and wins only for small ones (8 x 256: 1.6x;
+8 x 128: 1.5x, on about 1 ms), so the shipped configs keep mmengine's ``pseudo_collate``. It stays
+available as ``collate_fn=dict(type='yolov7_collate')`` for GPU training, where one host-to-device
+copy of a stacked batch may beat one per image (not measured here: no GPU was available).
 
 Batches of mixed sizes (e.g. a dataset evaluated without a letterbox) fall back to the list, exactly
 what ``pseudo_collate`` gives, so the config stays usable with any pipeline.

@@ -43,7 +43,6 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='yolov7_collate'),  # stacks the equal-size images in the workers
     dataset=dict(
         type='MultiImageMixDataset',
         dataset=dict(
@@ -61,7 +60,6 @@ val_dataloader = dict(
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='yolov7_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
