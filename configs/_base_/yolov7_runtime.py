@@ -26,5 +26,6 @@ custom_hooks = [dict(type='StopOnNonFiniteLossHook'), dict(type='RNGStateHook'),
 env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs
 
 # 'torch' (or 'mmcv') converts BatchNorm to SyncBatchNorm in distributed training (official --sync-bn);
-# the official multi-GPU recipe leaves it off. Ignored, and SyncBN reverted, on one GPU.
+# off in this base; the variant configs turn it on, as the official multi-GPU commands pass
+# --sync-bn. Ignored, and SyncBN reverted, on one GPU.
 sync_bn = None
