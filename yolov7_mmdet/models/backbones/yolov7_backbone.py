@@ -37,7 +37,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..layers.conv import YOLOV7_ACT_CFG, YOLOV7_NORM_CFG, YOLOV7_TINY_ACT_CFG, yolov7_conv
+from ..layers.conv import (TORCH_DEFAULT_CONV_INIT, YOLOV7_ACT_CFG, YOLOV7_NORM_CFG,
+                           YOLOV7_TINY_ACT_CFG, yolov7_conv)
 from ..layers.elan import ELAN, elan_concat_channels
 from ..layers.transitions import TRANSITION_KINDS, ReOrg, build_transition
 
@@ -174,12 +175,6 @@ YOLOV7_ARCHS: Dict[str, BackboneArch] = {
     'e6e': _p6(80, 'down_c', _E6_WIDTHS, num_convs=6, groups=2),
 }
 
-# PyTorch's own Conv2d initialisation (what the official models train from), as an mmengine init_cfg.
-_TORCH_DEFAULT_CONV_INIT = dict(
-    type='Kaiming', layer='Conv2d', a=math.sqrt(5), distribution='uniform', mode='fan_in',
-    nonlinearity='leaky_relu')
-
-
 def resolve_arch(arch: Union[str, BackboneArch, Mapping[str, Any]]) -> BackboneArch:
     """An arch table from a name in ``YOLOV7_ARCHS``, a table, or config data (``from_config``)."""
     if isinstance(arch, BackboneArch):
@@ -220,7 +215,7 @@ class YOLOv7Backbone(BaseModule):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = YOLOV7_NORM_CFG,
                  act_cfg: OptConfigType = None,
-                 init_cfg: OptMultiConfig = _TORCH_DEFAULT_CONV_INIT) -> None:
+                 init_cfg: OptMultiConfig = TORCH_DEFAULT_CONV_INIT) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch = resolve_arch(arch)
         num_layers = len(self.arch.stages) + 1

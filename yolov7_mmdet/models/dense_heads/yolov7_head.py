@@ -28,8 +28,8 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from ..backbones.yolov7_backbone import _TORCH_DEFAULT_CONV_INIT
-from ..layers import (YOLOV7_ACT_CFG, YOLOV7_NORM_CFG, ImplicitA, ImplicitM, RepConvN,
+from ..layers import (TORCH_DEFAULT_CONV_INIT, YOLOV7_ACT_CFG, YOLOV7_NORM_CFG, ImplicitA, ImplicitM,
+                      RepConvN,
                       fold_implicit_into_conv, yolov7_conv)
 from ..task_modules.assigners import decode_boxes, stack_gt_instances
 
@@ -84,7 +84,7 @@ class YOLOv7Head(BaseDenseHead):
                  act_cfg: ConfigType = YOLOV7_ACT_CFG,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
-                 init_cfg: OptMultiConfig = _TORCH_DEFAULT_CONV_INIT) -> None:
+                 init_cfg: OptMultiConfig = TORCH_DEFAULT_CONV_INIT) -> None:
         super().__init__(init_cfg=init_cfg)
         # Config constants: built on the CPU even under a meta-device context, moved by .to() later.
         anchors_tensor = torch.as_tensor(anchors, dtype=torch.float32, device='cpu')

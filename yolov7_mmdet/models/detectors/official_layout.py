@@ -27,14 +27,11 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..backbones.official_layout import official_backbone_layout
+from ..backbones.official_layout import DOWN_C_PARTS, MP_CONV_PARTS, official_backbone_layout
 from ..layers import DownC, MPConv, RepConvN, stack_cardinality_state
 
 Layout = list[tuple[str, list[str]]]
 
-# DownC children (official) and MP-C layer offsets (MP, 1x1 on the pool, 1x1, 3x3 s2, Concat)
-_DOWN_C_PARTS = (('reduce_conv', 'cv1'), ('down_conv', 'cv2'), ('pool_conv', 'cv3'))
-_MP_CONV_PARTS = (('pool_conv', 1), ('reduce_conv', 2), ('down_conv', 3))
 # SPPCSPC children: ours <- official
 _SPPCSPC_PARTS = (('pre_convs.0', 'cv1'), ('shortcut_conv', 'cv2'), ('pre_convs.1', 'cv3'),
                   ('pre_convs.2', 'cv4'), ('post_convs.0', 'cv5'), ('post_convs.1', 'cv6'),
@@ -63,9 +60,9 @@ def _elan_layout(ours: str, block: nn.Module, index: int) -> tuple[Layout, int]:
 def _transition_layout(ours: str, transition: nn.Module, index: int) -> tuple[Layout, int]:
     """A bottom-up transition and the Concat with the skip that follows it."""
     if isinstance(transition, MPConv):
-        return [(f'{ours}.{part}', [str(index + offset)]) for part, offset in _MP_CONV_PARTS], index + 5
+        return [(f'{ours}.{part}', [str(index + offset)]) for part, offset in MP_CONV_PARTS], index + 5
     if isinstance(transition, DownC):
-        return [(f'{ours}.{part}', [f'{index}.{child}']) for part, child in _DOWN_C_PARTS], index + 2
+        return [(f'{ours}.{part}', [f'{index}.{child}']) for part, child in DOWN_C_PARTS], index + 2
     return [(ours, [str(index)])], index + 2  # a plain 3x3 stride-2 conv
 
 

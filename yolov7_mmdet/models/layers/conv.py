@@ -18,6 +18,7 @@ The returned module has the sub-modules ``conv``, ``bn`` and ``activate`` (the o
 ``conv``, ``bn`` and ``act``), so official weights map onto it by renaming only.
 """
 import copy
+import math
 from typing import Optional
 
 from mmcv.cnn import ConvModule
@@ -26,6 +27,11 @@ from mmdet.utils import ConfigType, OptConfigType
 YOLOV7_NORM_CFG: dict = dict(type='BN', eps=1e-3, momentum=0.03)
 YOLOV7_ACT_CFG: dict = dict(type='SiLU')
 YOLOV7_TINY_ACT_CFG: dict = dict(type='LeakyReLU', negative_slope=0.1)
+
+# PyTorch's own Conv2d initialisation (what the official models train from), as an mmengine init_cfg.
+TORCH_DEFAULT_CONV_INIT: dict = dict(
+    type='Kaiming', layer='Conv2d', a=math.sqrt(5), distribution='uniform', mode='fan_in',
+    nonlinearity='leaky_relu')
 
 
 def yolov7_conv(in_channels: int,

@@ -37,8 +37,8 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..backbones.yolov7_backbone import _TORCH_DEFAULT_CONV_INIT
-from ..layers import ELAN, SPPCSPC, YOLOV7_ACT_CFG, YOLOV7_NORM_CFG, build_transition, yolov7_conv
+from ..layers import (ELAN, SPPCSPC, TORCH_DEFAULT_CONV_INIT, YOLOV7_ACT_CFG, YOLOV7_NORM_CFG,
+                      build_transition, yolov7_conv)
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class YOLOv7PAFPN(BaseModule):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = YOLOV7_NORM_CFG,
                  act_cfg: ConfigType = YOLOV7_ACT_CFG,
-                 init_cfg: OptMultiConfig = _TORCH_DEFAULT_CONV_INIT) -> None:
+                 init_cfg: OptMultiConfig = TORCH_DEFAULT_CONV_INIT) -> None:
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str) and arch not in PAFPN_ARCHS:
             raise KeyError(f'unknown YOLOv7PAFPN arch {arch!r}; expected one of {sorted(PAFPN_ARCHS)}')
