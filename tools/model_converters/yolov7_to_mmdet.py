@@ -2,20 +2,21 @@
 
 Usage::
 
-    # a plain state dict (torch.save(model.state_dict())): loaded with weights_only=True
-    python tools/model_converters/yolov7_to_mmdet.py yolov7_state.pt yolov7_mmdet.pth --arch l
+    python tools/model_converters/yolov7_to_mmdet.py yolov7_training.pt yolov7_l_coco.pth [--arch l] [--use-ema]
 
-    # an official training checkpoint ({'model': Model, 'ema': ...}) pickles whole modules: it can only
-    # be read with the official code importable, and unpickling runs code from the file, so only use
-    # files you trust
-    python tools/model_converters/yolov7_to_mmdet.py yolov7.pt yolov7_mmdet.pth --arch l \\
-        --official-repo /path/to/yolov7 --trust-pickle
+Reads the released weights and official ``train.py`` / ``strip_optimizer`` checkpoints (whole pickled
+modules, fp16 or fp32, with or without optimizer state and EMA) and plain state dicts, without the
+official code and without running anything from the file:
+:func:`yolov7_mmdet.utils.official_checkpoint.official_state_dict` allows only the official YOLOv7
+layers (as inert placeholders), tensors and plain containers, and refuses any other pickled global.
 
-The number of classes is read from the checkpoint's detect layer; the model is built from
-``configs/_base_/models/yolov7_<arch>.py`` (or ``--config``) on the meta device, the weights are mapped
-with :func:`yolov7_mmdet.models.detectors.official_layout.convert_official_state_dict` (which checks
-that every official weight finds its place and that the anchors agree) and loaded strictly before
-saving ``{'state_dict': ..., 'meta': ...}`` for ``load_from`` / ``tools/test.py``.
+The variant is inferred when ``--arch`` is not given: the file's weights are mapped onto each of the
+seven models (built on the meta device with the file's number of classes and aux head or not); exactly
+one must take every weight with the right shape, else the tool refuses (none, or ambiguous). The
+number of classes is read from the detect layer; the weights are mapped with
+:func:`yolov7_mmdet.models.detectors.official_layout.convert_official_state_dict` (every official weight
+must find its place, the anchors must agree) and loaded strictly before saving
+``{'state_dict': ..., 'meta': ...}`` for ``load_from`` / ``tools/test.py``.
 
 Supported: the training graphs (``cfg/training``: ``IDetect`` / ``IAuxDetect``, RepConv unfused), also
 without their aux head (lead-only P6 checkpoints: ``meta['aux_head']`` is False, and a training config
@@ -26,8 +27,8 @@ with fused convolutions (after ``Model.fuse()``) are rejected: their BN and RepC
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 from mmdet.registry import MODELS
@@ -36,6 +37,7 @@ from mmengine.registry import init_default_scope
 
 import yolov7_mmdet
 from yolov7_mmdet.models.detectors.official_layout import convert_official_state_dict
+from yolov7_mmdet.utils.official_checkpoint import official_state_dict
 
 ARCHS = ('tiny', 'l', 'x', 'w6', 'e6', 'd6', 'e6e')
 
@@ -44,39 +46,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', type=Path, help='official checkpoint or state dict')
     parser.add_argument('dst', type=Path, help='output checkpoint for yolov7_mmdet')
-    parser.add_argument('--arch', choices=ARCHS, required=True, help='model variant')
+    parser.add_argument('--arch', choices=ARCHS, default=None,
+                        help='model variant (default: inferred from the file, see the module docstring)')
     parser.add_argument('--config', type=Path, default=None,
-                        help='model config (default: configs/_base_/models/yolov7_<arch>.py)')
-    parser.add_argument('--official-repo', type=Path, default=None,
-                        help='official yolov7 checkout, needed to unpickle training checkpoints')
-    parser.add_argument('--trust-pickle', action='store_true',
-                        help='allow full unpickling (runs code from the file): trusted files only')
+                        help='model config (default: configs/_base_/models/yolov7_<arch>.py); needs --arch')
     parser.add_argument('--use-ema', action='store_true', help="take the checkpoint's 'ema' model")
     return parser.parse_args(argv)
 
 
-def load_official_state(src: Path, *, official_repo: Path | None, trust_pickle: bool,
-                        use_ema: bool) -> dict:
-    """Read ``src`` and return its official state dict (``model.{i}...`` keys, float32)."""
-    if trust_pickle:
-        if official_repo is not None:
-            sys.path.insert(0, str(official_repo))
-        checkpoint = torch.load(src, map_location='cpu', weights_only=False)
-    else:
-        checkpoint = torch.load(src, map_location='cpu', weights_only=True)
-    if isinstance(checkpoint, dict) and ('model' in checkpoint or 'ema' in checkpoint):
-        module = checkpoint['ema'] if use_ema and checkpoint.get('ema') is not None else checkpoint['model']
-        checkpoint = module.state_dict() if hasattr(module, 'state_dict') else module
-    elif isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
-        checkpoint = checkpoint['state_dict']
-    if not isinstance(checkpoint, dict) or not any(k.startswith('model.') for k in checkpoint):
-        raise ValueError(f'{src} holds no official YOLOv7 state dict (keys model.{{i}}....)')
-    return {key: value.float() if value.is_floating_point() else value for key, value in checkpoint.items()}
-
-
 def detect_index(state: dict) -> int:
     """Index of the official detect layer: the one holding ``m.0`` (the first prediction conv)."""
-    return max(int(key.split('.')[1]) for key in state if key.startswith('model.') and '.m.0.' in key)
+    indices = [int(key.split('.')[1]) for key in state if key.startswith('model.') and '.m.0.' in key]
+    if not indices:
+        raise ValueError('the official state has no detect layer (no model.{i}.m.0.weight)')
+    return max(indices)
 
 
 def num_classes_of(state: dict) -> int:
@@ -120,25 +103,63 @@ def convert(state: dict, model_cfg) -> dict:
     return converted
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    state = load_official_state(args.src, official_repo=args.official_repo, trust_pickle=args.trust_pickle,
-                                use_ema=args.use_ema)
-    config = args.config or yolov7_mmdet.config_path(f'_base_/models/yolov7_{args.arch}.py')
-    model_cfg = Config.fromfile(str(config)).model
+def model_cfg_for(arch: str, state: dict, config: Optional[Path] = None):
+    """The model config of ``arch`` with the file's number of classes, without aux branch if it has none."""
+    model_cfg = Config.fromfile(str(config or yolov7_mmdet.config_path(f'_base_/models/yolov7_{arch}.py'))).model
     model_cfg.bbox_head.num_classes = num_classes_of(state)
-    aux = has_aux_head(state)
-    if not aux:  # a lead-only checkpoint: the model is built without the aux branch
+    if not has_aux_head(state):  # a lead-only checkpoint: the model is built without the aux branch
         model_cfg.neck.aux_taps = False
         model_cfg.bbox_head.aux_in_channels = model_cfg.bbox_head.aux_feat_channels = None
-    converted = convert(with_identity_implicit(state), model_cfg)
+    return model_cfg
+
+
+def conversions(state: dict, archs, config: Optional[Path] = None) -> tuple[dict, dict]:
+    """Try each arch: ``({arch: converted state}, {arch: why it does not fit})``."""
+    fits, failures = {}, {}
+    for arch in archs:
+        try:
+            fits[arch] = convert(state, model_cfg_for(arch, state, config))
+        except (KeyError, ValueError, RuntimeError) as error:
+            failures[arch] = str(error).strip('\'"').splitlines()[0]
+    return fits, failures
+
+
+def convert_file(src: Path, *, arch: Optional[str] = None, config: Optional[Path] = None,
+                 use_ema: bool = False) -> tuple[str, dict, dict]:
+    """Read ``src`` safely and convert it: ``(arch, official state, converted state)``.
+
+    Raises:
+        ValueError: The file fits no variant (or not ``arch``), or more than one.
+    """
+    state = with_identity_implicit(official_state_dict(src, use_ema=use_ema))
+    if arch is not None:
+        fits, failures = conversions(state, [arch], config)
+        if not fits:
+            others, _ = conversions(state, [a for a in ARCHS if a != arch])
+            fitting = f'it fits --arch {", ".join(others)}' if others else 'it fits no YOLOv7 variant'
+            raise ValueError(f'{src} is not a yolov7-{arch} checkpoint ({failures[arch]}); {fitting}')
+        return arch, state, fits[arch]
+    fits, failures = conversions(state, ARCHS)
+    if len(fits) != 1:
+        reason = (f'it fits {", ".join(fits)}: pass --arch' if fits else
+                  'it fits no YOLOv7 variant: ' + '; '.join(f'{a}: {why}' for a, why in failures.items()))
+        raise ValueError(f'cannot infer the variant of {src}: {reason}')
+    (arch, converted), = fits.items()
+    return arch, state, converted
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.config is not None and args.arch is None:
+        raise SystemExit('--config needs --arch')
+    arch, state, converted = convert_file(args.src, arch=args.arch, config=args.config, use_ema=args.use_ema)
+    num_classes, aux = num_classes_of(state), has_aux_head(state)
     args.dst.parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(state_dict=converted,
-                    meta=dict(source=str(args.src), arch=args.arch, num_classes=model_cfg.bbox_head.num_classes,
-                              aux_head=aux)),
+                    meta=dict(source=str(args.src), arch=arch, num_classes=num_classes, aux_head=aux)),
                args.dst)
-    print(f'{len(state)} official tensors -> {len(converted)} tensors, {model_cfg.bbox_head.num_classes} '
-          f'classes: {args.dst}')
+    print(f'{len(state)} official tensors -> {len(converted)} tensors, yolov7-{arch}, {num_classes} classes'
+          f'{"" if aux else ", no aux head"}: {args.dst}')
 
 
 if __name__ == '__main__':
