@@ -67,7 +67,9 @@ def test_stripped_fp16_checkpoint_reads_as_the_rounded_weights(arch, overrides, 
     if overrides:
         state = {key: value for key, value in state.items() if '.ia.' not in key and '.im.' not in key}
     save_official(stripped_checkpoint(official_model(state)), tmp_path / f'yolov7-{arch}.pt')
+    allowed_before = set(torch.serialization.get_safe_globals())
     read = official_state_dict(tmp_path / f'yolov7-{arch}.pt')
+    assert set(torch.serialization.get_safe_globals()) == allowed_before  # nothing left allowed or removed
     assert read.keys() == state.keys()
     for key, value in state.items():
         expected = value.half().float() if value.is_floating_point() else value

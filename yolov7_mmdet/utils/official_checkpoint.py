@@ -205,7 +205,10 @@ def read_official_checkpoint(path: str | Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f'{path}: no such file')
     check_pickled_globals(path, _read_pickle_bytes(path))
-    safe_globals = [(cls, name) for name, cls in _INERT_CLASSES.items()] + _numpy_globals() + _numpy_aliases()
+    registered = set(torch.serialization.get_safe_globals())  # e.g. by allow_mmengine_checkpoints()
+    # only the missing ones: leaving the context removes what it added, and must not remove those
+    safe_globals = [name for name in [(cls, name) for name, cls in _INERT_CLASSES.items()] + _numpy_globals()
+                    + _numpy_aliases() if name not in registered]
     try:
         with torch.serialization.safe_globals(safe_globals):
             return torch.load(path, map_location='cpu', weights_only=True)
