@@ -32,6 +32,7 @@ from ..layers import (TORCH_DEFAULT_CONV_INIT, YOLOV7_ACT_CFG, YOLOV7_NORM_CFG, 
                       RepConvN,
                       fold_implicit_into_conv, yolov7_conv)
 from ..task_modules.assigners import decode_boxes, stack_gt_instances
+from .class_rows import load_box_rows_only
 
 # The official test.py / README evaluation protocol.
 DEFAULT_TEST_CFG = dict(multi_label=True, nms_pre=30000, score_thr=0.001,
@@ -153,6 +154,17 @@ class YOLOv7Head(BaseDenseHead):
         bias = conv.bias.view(self.num_base_priors, self.num_outputs)  # (A*(5+C),) -> (A, 5+C)
         bias[:, 4] += math.log(self.prior_objects_per_image / (640 / stride) ** 2)
         bias[:, 5:] += math.log(self.prior_class_probability / (self.num_classes - 0.99))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        """Also take prediction convs trained for another ``num_classes`` (fine-tuning): see
+        :func:`~.class_rows.load_box_rows_only`; what was skipped is reported in ``error_msgs``, so
+        mmengine's lenient load (``load_from``) logs it and torch's ``load_state_dict`` still refuses."""
+        skipped = load_box_rows_only(self, state_dict, prefix)
+        if skipped:
+            error_msgs.append(skipped)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     # -------------------------------------------------------------------------------------- forward
     def forward_lead(self, feats: Sequence[Tensor]) -> list[Tensor]:
