@@ -40,6 +40,7 @@ from yolov7_mmdet.models.detectors.official_layout import convert_official_state
 from yolov7_mmdet.utils.official_checkpoint import official_state_dict
 
 ARCHS = ('tiny', 'l', 'x', 'w6', 'e6', 'd6', 'e6e')
+P5_ARCHS = ('tiny', 'l', 'x')  # no aux head in any of their graphs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -158,8 +159,9 @@ def main(argv=None) -> None:
     torch.save(dict(state_dict=converted,
                     meta=dict(source=str(args.src), arch=arch, num_classes=num_classes, aux_head=aux)),
                args.dst)
+    aux_note = '' if arch in P5_ARCHS else ', with aux head' if aux else ', lead head only (no aux head)'
     print(f'{len(state)} official tensors -> {len(converted)} tensors, yolov7-{arch}, {num_classes} classes'
-          f'{"" if aux else ", no aux head"}: {args.dst}')
+          f'{aux_note}: {args.dst}')
 
 
 if __name__ == '__main__':
