@@ -12,11 +12,13 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import load_state_dict
 from official_format import official_model, save_official, stripped_checkpoint
 from test_official_checkpoint import official_state_with_anchors
 from test_official_conversion import load_converter_tool
 from yolov7_builders import ARCHS, build_model
 
+from yolov7_mmdet.models.dense_heads import YOLOv7Head
 from yolov7_mmdet.models.dense_heads.class_rows import BOX_AND_OBJECTNESS
 from yolov7_mmdet.models.detectors.official_layout import official_layout
 from yolov7_mmdet.utils.launch import check_checkpoint_fits
@@ -161,3 +163,34 @@ def test_other_num_classes_is_still_refused_by_test_tool_and_strict_loads(tmp_pa
         check_checkpoint_fits(three, str(tmp_path / 'coco.pth'))
     with pytest.raises(RuntimeError, match='the checkpoint predicts 80 classes, this head 3'):
         three.load_state_dict(coco.state_dict(), strict=False)
+
+
+def small_head(num_classes: int, *, aux: bool = True) -> YOLOv7Head:
+    channels = dict(in_channels=(4, 8), feat_channels=(8, 16))
+    if aux:
+        channels.update(aux_in_channels=(4, 8), aux_feat_channels=(8, 16))
+    head = YOLOv7Head(num_classes=num_classes, anchors=[[(10, 13), (16, 30)], [(30, 61), (62, 45)]],
+                      strides=(8, 16), **channels)
+    head.init_weights()
+    return head
+
+
+def test_lead_and_aux_class_rows_with_mmengine_load_state_dict():
+    coco, three = small_head(80), small_head(3)
+    initialised = {key: value.clone() for key, value in three.state_dict().items()}
+    load_state_dict(three, coco.state_dict())  # mmengine's lenient load (load_from)
+    for key, theirs in coco.state_dict().items():
+        ours = three.state_dict()[key]
+        if ours.shape == theirs.shape:
+            assert torch.equal(ours, theirs), key
+            continue
+        dim = 1 if key.startswith('lead_implicit_m') else 0
+        # (.., A*(5+C), ..) -> (.., A, 5+C, ..)
+        ours, theirs, before = (t.unflatten(dim, (2, -1)) for t in (ours, theirs, initialised[key]))
+        assert torch.equal(ours.narrow(dim + 1, 0, 5), theirs.narrow(dim + 1, 0, 5)), key
+        assert torch.equal(ours.narrow(dim + 1, 5, 3), before.narrow(dim + 1, 5, 3)), key
+    three_lead_only = small_head(3, aux=False)
+    with pytest.raises(RuntimeError, match=r'head 3: loaded only .* aux_preds.1.bias, lead_implicit_m.0.implicit'):
+        small_head(3).load_state_dict(coco.state_dict())
+    load_state_dict(three_lead_only, coco.state_dict())  # the aux tensors are unexpected keys, nothing else
+    assert torch.equal(three_lead_only.lead_preds[1].bias[:5], coco.lead_preds[1].bias[:5])

@@ -27,6 +27,7 @@ with fused convolutions (after ``Model.fuse()``) are rejected: their BN and RepC
 from __future__ import annotations
 
 import argparse
+import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -165,4 +166,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (OSError, ValueError, pickle.UnpicklingError) as error:  # a bad file: one line, no traceback
+        raise SystemExit(f'yolov7_to_mmdet: {error}') from None
