@@ -155,3 +155,17 @@ def test_wrong_arch_is_refused_naming_the_fitting_one(tmp_path):
     save_official(stripped_checkpoint(official_model(official_state_with_anchors(model))), tmp_path / 'tiny.pt')
     with pytest.raises(ValueError, match=r'tiny.pt is not a yolov7-l checkpoint \(.*\); it fits --arch tiny'):
         load_converter_tool().main([str(tmp_path / 'tiny.pt'), str(tmp_path / 'ours.pth'), '--arch', 'l'])
+
+
+def test_crafted_module_trees_give_one_clear_line(tmp_path):
+    """Allowed classes holding wrong things, or containing themselves: a ValueError naming the file."""
+    model = official_model(official_style_state(build_model('tiny', device='meta')))
+    model.model._modules['0']._modules['conv']._parameters['weight'] = 'not a tensor'
+    save_official({'model': model}, tmp_path / 'odd.pt')
+    with pytest.raises(ValueError, match=r'odd.pt: model.0.conv.weight of torch.nn.modules.conv.Conv2d is a str'):
+        official_state_dict(tmp_path / 'odd.pt')
+    model = official_model(official_style_state(build_model('tiny', device='meta')))
+    model.model._modules['1']._modules['loop'] = model.model
+    save_official({'model': model}, tmp_path / 'cycle.pt')
+    with pytest.raises(ValueError, match='cycle.pt: .*contains itself'):
+        official_state_dict(tmp_path / 'cycle.pt')

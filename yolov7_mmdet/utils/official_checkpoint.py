@@ -78,22 +78,35 @@ class InertModule:
     official_name = ''
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping):
+            raise pickle.UnpicklingError(f'{self.official_name}: pickled state is a {type(state).__name__}, '
+                                         f'not the attribute dict of a module')
         self.parameters = dict(state.get('_parameters') or {})
         self.buffers = dict(state.get('_buffers') or {})
         self.children = dict(state.get('_modules') or {})
         self.non_persistent_buffers = set(state.get('_non_persistent_buffers_set') or ())
 
-    def named_tensors(self, prefix: str = '') -> Iterator[tuple[str, Tensor]]:
-        """``(key, tensor)`` in ``nn.Module.state_dict()`` order: parameters, persistent buffers, children."""
-        for name, param in self.parameters.items():
-            if param is not None:
-                yield prefix + name, param
-        for name, buffer in self.buffers.items():
-            if buffer is not None and name not in self.non_persistent_buffers:
-                yield prefix + name, buffer
+    def named_tensors(self, prefix: str = '', ancestors: frozenset = frozenset()) -> Iterator[tuple[str, Tensor]]:
+        """``(key, tensor)`` in ``nn.Module.state_dict()`` order: parameters, persistent buffers, children.
+
+        Raises:
+            ValueError: A parameter or buffer is not a tensor, a child not a module, or a module
+                contains itself (only a crafted file does that).
+        """
+        if id(self) in ancestors:
+            raise ValueError(f'{self.official_name} at {prefix!r} contains itself')
+        tensors = [(name, value) for name, value in self.parameters.items()]
+        tensors += [(name, value) for name, value in self.buffers.items() if name not in self.non_persistent_buffers]
+        for name, tensor in tensors:
+            if tensor is not None and not isinstance(tensor, Tensor):
+                raise ValueError(f'{prefix}{name} of {self.official_name} is a {type(tensor).__name__}, not a tensor')
+            if tensor is not None:
+                yield prefix + name, tensor
         for name, child in self.children.items():
+            if child is not None and not isinstance(child, InertModule):
+                raise ValueError(f'{prefix}{name} in {self.official_name} is a {type(child).__name__}, not a module')
             if child is not None:
-                yield from child.named_tensors(f'{prefix}{name}.')
+                yield from child.named_tensors(f'{prefix}{name}.', ancestors | {id(self)})
 
     def state_dict(self) -> dict[str, Tensor]:
         """The tensors ``nn.Module.state_dict()`` of the original module would have held."""
@@ -101,7 +114,7 @@ class InertModule:
 
 
 def _inert_class(full_name: str) -> type:
-    module, _, name = full_name.rpartition('.')
+    name = full_name.rpartition('.')[2]
     return type(name, (InertModule, ), dict(official_name=full_name, __module__=__name__))
 
 
@@ -228,7 +241,12 @@ def _as_state_dict(path: Path, obj: Any, use_ema: bool) -> Mapping[str, Tensor]:
         obj = model
     elif isinstance(obj, dict) and 'state_dict' in obj:
         obj = obj['state_dict']
-    return obj.state_dict() if isinstance(obj, InertModule) else obj
+    if not isinstance(obj, InertModule):
+        return obj
+    try:
+        return obj.state_dict()
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from None
 
 
 def official_state_dict(path: str | Path, *, use_ema: bool = False) -> dict[str, Tensor]:
@@ -248,4 +266,7 @@ def official_state_dict(path: str | Path, *, use_ema: bool = False) -> dict[str,
     state = _as_state_dict(path, read_official_checkpoint(path), use_ema)
     if not isinstance(state, Mapping) or not any(str(key).startswith('model.') for key in state):
         raise ValueError(f'{path}: holds no official YOLOv7 state dict (keys model.{{i}}....)')
+    not_tensors = [key for key, value in state.items() if not isinstance(value, Tensor)]
+    if not_tensors:
+        raise ValueError(f'{path}: state dict entries that are not tensors: {not_tensors[:3]}')
     return {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
