@@ -18,6 +18,7 @@ from test_official_conversion import (FIXTURES, anchor_major, load_converter_too
                                       official_style_state)
 from yolov7_builders import build_model
 
+from yolov7_mmdet.utils.launch import check_checkpoint_fits
 from yolov7_mmdet.utils.official_checkpoint import (UnsafeCheckpointError, official_state_dict,
                                                     read_official_checkpoint)
 
@@ -77,6 +78,10 @@ def test_stripped_fp16_checkpoint_reads_as_the_rounded_weights(arch, overrides, 
     load_converter_tool().main([str(tmp_path / f'yolov7-{arch}.pt'), str(tmp_path / 'ours.pth'), '--arch', arch])
     meta = torch.load(tmp_path / 'ours.pth', weights_only=True)['meta']
     assert meta['aux_head'] is False and meta['num_classes'] == 80  # tiny has none, W6 lead-only
+    check_checkpoint_fits(model, str(tmp_path / 'ours.pth'))  # tools/test.py takes it with the lead-only model
+    if overrides:  # ... and refuses it with the training config's aux head (docs/pretrained.md)
+        with pytest.raises(ValueError, match='missing: bbox_head.aux_convs.0'):
+            check_checkpoint_fits(build_model(arch, device='meta'), str(tmp_path / 'ours.pth'))
 
 
 def test_use_ema_takes_the_ema_model(tmp_path):
