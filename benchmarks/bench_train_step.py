@@ -7,7 +7,8 @@ Parts (``--parts``, all by default), every one printed as images/s and a ratio:
   mixup, HSV, flip, resize, pad) on the same images (BCCD, 640x480 photographs, ``../shared``) at the
   same size;
 * ``loss``: the loss forward + backward alone (YOLOv7-L level shapes, 80 classes, random logits,
-  ``--gts`` GTs per image), against the per-image reference loss of ``bench_assigner_loss.py``;
+  ``--gts`` GTs per image), against the per-image reference loss of ``bench_assigner_loss.py``; the
+  maps are laid out as the head emits them (``--layout contiguous``: channel-last copies);
 * ``step``: the full step on synthetic batches (forward, loss, backward, SGD, EMA), against the same
   model with that reference loss; also the loss's share of the step (against a stand-in loss that
   costs nothing but still back-propagates through the whole network);
@@ -27,6 +28,7 @@ Every figure is the median of ``--repeats`` timed runs after a warm-up; the two 
 alternately, so that a busy machine slows both alike.
 """
 import argparse
+import logging
 import statistics
 import sys
 import tempfile
@@ -37,6 +39,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
@@ -66,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--size', type=int, default=640, help='square input size (multiple of 32)')
     parser.add_argument('--gts', type=int, nargs='+', default=[10, 50], help='GTs per image')
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser.add_argument('--layout', default='head', choices=('head', 'contiguous'),
+                        help="loss part: maps as the head emits them (channel planes) or channel-last")
     parser.add_argument('--workers', type=int, default=0, help='DataLoader workers')
     parser.add_argument('--batches', type=int, default=3, help='batches per timed data run')
     parser.add_argument('--repeats', type=int, default=3)
@@ -209,7 +214,6 @@ class TrainStep:
 
 
 def build_model(cfg: Config, device: torch.device) -> nn.Module:
-    init_default_scope('mmdet')
     model = MODELS.build(cfg.model).to(device)
     model.init_weights()
     return model.train()
@@ -233,15 +237,23 @@ def bench_data(args, splits: dict) -> None:
               f'R / {images / t_ours:.1f} workers (on cores as fast as these)')
 
 
+def head_layout(pred: Tensor) -> Tensor:
+    """The same (B, A, H, W, 5+C) values laid out as the head emits them: a permuted view of the
+    conv output (B, A*(5+C), H, W), so that each channel is a contiguous plane."""
+    return pred.permute(0, 1, 4, 2, 3).contiguous().permute(0, 1, 3, 4, 2)
+
+
 def bench_loss(args) -> None:
-    print(f'(b) loss forward + backward, batch {args.batch}, {args.size} px, YOLOv7-L levels, 80 classes')
+    print(f'(b) loss forward + backward, batch {args.batch}, {args.size} px, YOLOv7-L levels, 80 classes, '
+          f'{args.layout} layout')
     device = torch.device(args.device)
     loss = MODELS.build(dict(type='YOLOv7Loss', num_classes=80, img_size=args.size,
                              aux_assigner=None)).to(device)
     reference = ReferenceLoss(num_classes=80, img_size=args.size)
     for num_gts in args.gts:
         prob = assigner_bench.random_problem(args.batch, num_gts, img_size=args.size)
-        preds = [p.to(device).requires_grad_() for p in prob.pop('preds')]
+        preds = [(head_layout(p) if args.layout == 'head' else p).to(device).requires_grad_()
+                 for p in prob.pop('preds')]
         prob = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in prob.items()}
 
         def fwd_bwd(fn=None):
@@ -301,6 +313,8 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    init_default_scope('mmdet')
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init report
     print(f'{args.config}, device {device}, {torch.get_num_threads()} threads, median of '
           f'{args.repeats}, amp {args.amp}, channels_last {args.channels_last}, compile {args.compile}')
     with tempfile.TemporaryDirectory() as tmp:

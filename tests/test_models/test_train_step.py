@@ -1,14 +1,18 @@
 """The training step's speed paths: no host synchronisation, mixed precision, the sparse loss pieces,
 channels-last and ``torch.compile`` options (``benchmarks/bench_train_step.py`` measures the speed)."""
 import importlib.util
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
 from mmengine.structures import InstanceData
 
 from host_sync_guard import HostSyncError, forbid_host_sync
 from yolov7_builders import build_model
+from yolov7_mmdet.models.losses.slot_gather import GatherSlotsAndObjectness
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location('bench_train_step',
@@ -68,3 +72,114 @@ def test_cuda_training_step_has_no_host_sync():
     finally:
         torch.cuda.set_sync_debug_mode('default')
     assert all(torch.isfinite(v).all() for v in losses.values())
+
+
+# ---------------------------------------------------------------------------------- mixed precision
+def low_precision_problem(dtype):
+    """Fixed inputs: maps rounded to ``dtype`` once (what the head emits under autocast)."""
+    prob = bench.assigner_bench.random_problem(2, 6, image_shape=(64, 96), num_classes=3, seed=1)
+    lead = [p.to(dtype) for p in prob.pop('preds')]
+    aux = [(p * 0.5).to(dtype) for p in lead]
+    return lead, aux, prob
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_amp_positives_and_losses_equal_fp32_on_the_same_values(dtype):
+    lead, aux, prob = low_precision_problem(dtype)
+    lead = [p.requires_grad_() for p in lead]
+    lead32 = [p.detach().float().requires_grad_() for p in lead]
+    aux32 = [p.float() for p in aux]
+    loss = MODELS.build(dict(type='YOLOv7Loss', num_classes=3, img_size=64))
+    gts = {k: v for k, v in prob.items() if k != 'batch_input_shape'}
+    with torch.autocast('cpu', dtype=dtype):
+        out = loss(lead, aux, **prob)
+        fine, coarse = loss.assigner.assign(lead, **gts), loss.aux_assigner.assign(lead, **gts)
+    out32 = loss(lead32, aux32, **prob)
+    for amp_set, fp32_set in ((fine, loss.assigner.assign(lead32, **gts)),
+                              (coarse, loss.aux_assigner.assign(lead32, **gts))):
+        assert amp_set.pos_mask.any()
+        assert torch.equal(amp_set.pos_mask, fp32_set.pos_mask)
+        assert torch.equal(amp_set.gt_inds[amp_set.pos_mask], fp32_set.gt_inds[fp32_set.pos_mask])
+    for key, value in out.items():  # computed in fp32 from the same values: the same losses
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, out32[key], rtol=1e-6, atol=1e-7, msg=key)
+    sum(out.values()).backward()
+    sum(out32.values()).backward()
+    assert lead[0].grad.dtype == dtype
+    torch.testing.assert_close(lead[0].grad.float(), lead32[0].grad.to(dtype).float())
+
+
+def test_bf16_autocast_training_step_keeps_the_loss_in_fp32():
+    model = build_model('tiny').train()
+    seen = {}
+    model.neck.register_forward_hook(lambda module, args, outputs: seen.__setitem__('neck', outputs))
+    step = bench.TrainStep(model, amp=torch.bfloat16)
+    losses = step(*step_inputs())
+    assert seen['neck'][0].dtype == torch.bfloat16  # the network ran in bf16 ...
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())  # ... the loss not
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # after the SGD step
+
+
+# ------------------------------------------------------------------------------ sparse loss pieces
+def test_gather_slots_and_objectness_gradient_equals_plain_indexing():
+    gen = torch.Generator().manual_seed(0)
+    raw = torch.randn(2, 3 * 7, 4, 5, generator=gen, requires_grad=True)  # conv output (B, A*(5+C), H, W)
+    batch_inds = torch.tensor([[0], [1]])
+    anchor_inds = torch.tensor([[2, 2, 0, 1, 2]])
+    grid_y, grid_x = torch.tensor([[3, 3, 0, 1, 3]] * 2), torch.tensor([[4, 4, 0, 2, 1]] * 2)  # a shared cell
+    weight = (torch.rand(2, 3, 4, 5, generator=gen) > 0.3).float()
+    slot_coeff = torch.randn(2, 5, 7, generator=gen)
+    grads = {}
+    for name in ('sparse', 'plain'):
+        pred = raw.view(2, 3, 7, 4, 5).permute(0, 1, 3, 4, 2)  # (B, A, 5+C, H, W) -> (B, A, H, W, 5+C)
+        pred.register_hook(lambda g, name=name: grads.__setitem__(name + '_stride', g.stride()))
+        if name == 'sparse':
+            box, obj, cls, obj_sum = GatherSlotsAndObjectness.apply(pred, batch_inds, anchor_inds,
+                                                                    grid_y, grid_x, weight)
+            at_slots = torch.cat((box, obj[..., None], cls), -1)
+        else:
+            at_slots = pred[batch_inds, anchor_inds, grid_y, grid_x]
+            obj_sum = (F.softplus(pred[..., 4]) * weight).sum()
+        ((at_slots * slot_coeff).sum() + 0.7 * obj_sum).backward()
+        grads[name], raw.grad = raw.grad, None
+    torch.testing.assert_close(grads['sparse'], grads['plain'])
+    assert grads['sparse_stride'] == raw.view(2, 3, 7, 4, 5).permute(0, 1, 3, 4, 2).stride()  # no copy
+
+
+# ------------------------------------------------------------------ channels-last and torch.compile
+def test_channels_last_option_keeps_outputs():
+    model = build_model('tiny').eval()
+    fast = build_model('tiny', channels_last=True).eval()
+    fast.load_state_dict(model.state_dict())
+    assert fast.backbone.stem[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for ours, theirs in zip(fast.extract_feat(x), model.extract_feat(x)):
+            torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3)  # other conv kernels
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    def failing_compile(module, **options):
+        assert options == dict(mode='reduce-overhead')  # the config's options are passed on
+
+        def compiled(*args):
+            raise RuntimeError('no C++ compiler found\nmore detail')
+        return compiled
+
+    model = build_model('tiny', compile_backbone_neck=dict(mode='reduce-overhead')).eval()
+    eager = build_model('tiny').eval()
+    eager.load_state_dict(model.state_dict())
+    monkeypatch.setattr(torch, 'compile', failing_compile)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad(), pytest.warns(UserWarning) as warned:
+        feats = model.extract_feat(x)
+    assert [str(w.message).split(' failed')[0] for w in warned] == [
+        'torch.compile of the backbone', 'torch.compile of the neck']
+    assert 'RuntimeError: no C++ compiler found)' in str(warned[0].message)  # first line of the error
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('error')  # warned once, eager from then on
+        again = model.extract_feat(x)
+        expected = eager.extract_feat(x)
+    for a, b, c in zip(feats, again, expected):
+        torch.testing.assert_close(a, c)
+        torch.testing.assert_close(b, c)

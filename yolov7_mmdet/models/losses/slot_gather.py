@@ -22,7 +22,10 @@ from torch import Tensor
 
 
 class GatherSlotsAndObjectness(torch.autograd.Function):
-    """``(pred, indices, weight) -> (pred at the slots, sum of weight * softplus(objectness))``.
+    """``(pred, indices, weight) -> (box, objectness and class logits at the slots, objectness sum)``.
+
+    The slots' logits come out as three separate tensors, so that autograd builds no zero-filled
+    ``(B, K, 5 + C)`` gradient per slice either.
 
     Forward args:
         pred: (B, A, H, W, 5 + C) raw map of one level (any float dtype, any strides).
@@ -30,30 +33,36 @@ class GatherSlotsAndObjectness(torch.autograd.Function):
         obj_weight: (B, A, H, W) float weight of every cell's objectness term, or None for 1.
 
     Forward returns:
-        (B, K, 5 + C) the slots' predictions in ``pred``'s dtype, and a 0-dim float32 sum.
+        (B, K, 4) box, (B, K) objectness and (B, K, C) class logits of the slots in ``pred``'s dtype,
+        and the 0-dim float32 sum of ``obj_weight * softplus(objectness)`` over the whole level.
     """
 
     @staticmethod
     def forward(ctx, pred: Tensor, batch_inds: Tensor, anchor_inds: Tensor, grid_y: Tensor,
-                grid_x: Tensor, obj_weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-        at_slots = pred[batch_inds, anchor_inds, grid_y, grid_x]
+                grid_x: Tensor, obj_weight: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        at_slots = pred[batch_inds, anchor_inds, grid_y, grid_x]  # (B, K, 5+C)
         softplus = F.softplus(pred[..., 4].float())  # BCE with target 0
         if obj_weight is not None:
             softplus = softplus * obj_weight
         ctx.save_for_backward(pred, batch_inds, anchor_inds, grid_y, grid_x, obj_weight)
-        return at_slots, softplus.sum()
+        ctx.set_materialize_grads(False)
+        return at_slots[..., :4], at_slots[..., 4], at_slots[..., 5:], softplus.sum()
 
     @staticmethod
-    def backward(ctx, grad_slots: Tensor, grad_sum: Tensor):
+    def backward(ctx, grad_box: Optional[Tensor], grad_obj: Optional[Tensor],
+                 grad_cls: Optional[Tensor], grad_sum: Optional[Tensor]):
         pred, batch_inds, anchor_inds, grid_y, grid_x, obj_weight = ctx.saved_tensors
         grad = torch.zeros_like(pred)  # the one full-size map; pred's strides, so no copy upstream
-        obj_grad = pred[..., 4].float().sigmoid_().mul_(grad_sum)  # d softplus / dx = sigmoid(x)
-        if obj_weight is not None:
-            obj_grad.mul_(obj_weight)
-        grad[..., 4] = obj_grad
-        # (B, K, 5+C) slot gradients added at (image, anchor, y, x); slots may share a cell
-        grad.index_put_((batch_inds, anchor_inds, grid_y, grid_x), grad_slots.to(grad.dtype),
-                        accumulate=True)
+        if grad_sum is not None:
+            obj_grad = torch.sigmoid(pred[..., 4].float()).mul_(grad_sum)  # d softplus / dx
+            if obj_weight is not None:
+                obj_grad.mul_(obj_weight)
+            grad[..., 4] = obj_grad
+        # slot gradients added at (image, anchor, y, x) of their channels; slots may share a cell
+        cell = (batch_inds, anchor_inds, grid_y, grid_x)
+        for channels, slot_grad in ((slice(0, 4), grad_box), (4, grad_obj), (slice(5, None), grad_cls)):
+            if slot_grad is not None:
+                grad[..., channels].index_put_(cell, slot_grad.to(grad.dtype), accumulate=True)
         return grad, None, None, None, None, None
 
 

@@ -206,26 +206,25 @@ class YOLOv7Loss(nn.Module):
             if ignore is not None:  # (B, A, H, W): ignored negatives leave the objectness loss
                 obj_weight = (~self._ignored(pred, anchors[level], strides[level], ignore)
                               | self._positive_cells(pred.shape[:4], pos, cells)).float()
-            # (B, A, H, W, 5+C) gathered at (image, anchor, y, x) -> (B, K, 5+C)
-            at_slots, obj_softplus = GatherSlotsAndObjectness.apply(
+            # (B, A, H, W, 5+C) gathered at (image, anchor, y, x) -> (B, K, 4), (B, K), (B, K, C)
+            box_logits, obj_logits, cls_logits, obj_softplus = GatherSlotsAndObjectness.apply(
                 pred, batch_inds, targets.anchor_inds[None], grid_y, grid_x, obj_weight)
-            at_slots = at_slots.float()
             num_pos = pos.sum().clamp(min=1)
 
-            ciou = self._slot_ciou(at_slots[..., :4], grid_x, grid_y, gt_inds, gt_bboxes,
+            ciou = self._slot_ciou(box_logits.float(), grid_x, grid_y, gt_inds, gt_bboxes,
                                    anchors[level][targets.anchor_inds], strides[level])
             box = box + torch.where(pos, 1.0 - ciou, 0.0).sum() / num_pos
 
             # objectness BCE(x, t) = softplus(x) - t * x, t = IoU of the cell's last positive, else 0
             writes = last_positive_per_cell(pos, cells)
             quality = ciou.detach().clamp(min=0)
-            positive_term = torch.where(writes, at_slots[..., 4] * quality, 0.0).sum()
+            positive_term = torch.where(writes, obj_logits.float() * quality, 0.0).sum()
             num_terms = (math.prod(pred.shape[:4]) if obj_weight is None
                          else obj_weight.sum().clamp(min=1))
             obj = obj + (obj_softplus - positive_term) / num_terms * level_weights[level]
 
             if self.num_classes > 1:
-                cls_bce = self._class_bce(at_slots[..., 5:], gt_labels.gather(1, gt_inds))
+                cls_bce = self._class_bce(cls_logits.float(), gt_labels.gather(1, gt_inds))
                 cls = cls + torch.where(pos, cls_bce, 0.0).sum() / (num_pos * self.num_classes)
         return box, obj, cls
 
