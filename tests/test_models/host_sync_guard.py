@@ -7,7 +7,8 @@ host with the device. On the CPU they cost nothing, so a CPU test has to look fo
 
 * a torch *function* mode for the Python-level calls (``.cpu()`` / ``.numpy()`` / ``.tolist()`` are
   no-ops or host reads on the CPU and never reach an aten op; ``.to(device)`` counts only when it
-  copies a device tensor to the host), and
+  copies a device tensor to the host; ``torch.tensor`` / ``as_tensor`` / ``new_tensor`` of Python
+  data are a blocking copy to the device there), and
 * a torch *dispatch* mode for the aten ops they all end in (``_local_scalar_dense`` is what ``item``,
   ``bool``, ``int`` and ``float`` call; boolean-mask indexing calls ``nonzero``), which also sees
   autograd's backward pass and code written in C++.
@@ -29,6 +30,7 @@ _HOST_READS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.cpu, torch.T
 _DATA_DEPENDENT_OPS = {'aten::_local_scalar_dense', 'aten::nonzero', 'aten::masked_select',
                        'aten::_unique', 'aten::_unique2', 'aten::unique_dim',
                        'aten::unique_consecutive', 'aten::argwhere'}
+_FROM_HOST_DATA = {torch.tensor, torch.as_tensor, torch.Tensor.new_tensor}
 _INDEXING_OPS = {'aten::index', 'aten::index_put', 'aten::index_put_', 'aten::_index_put_impl_'}
 
 
@@ -37,6 +39,8 @@ class _NoHostReads(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in _HOST_READS:
             raise HostSyncError(f'{func.__name__} reads a tensor on the host')
+        if func in _FROM_HOST_DATA and not isinstance(_data_argument(func, args, kwargs), torch.Tensor):
+            raise HostSyncError(f'{func.__name__} from Python data is a blocking copy to the device')
         if func is torch.Tensor.to and not _is_cpu(args[0].device) and any(
                 _is_cpu(a) for a in list(args[1:]) + list((kwargs or {}).values())):
             raise HostSyncError('.to(cpu) copies a tensor to the host')
@@ -54,6 +58,12 @@ class _NoDataDependentOps(TorchDispatchMode):
         if name == 'aten::repeat_interleave' and (kwargs or {}).get('output_size') is None:
             raise HostSyncError('repeat_interleave without output_size waits for the device')
         return func(*args, **(kwargs or {}))
+
+
+def _data_argument(func, args, kwargs):
+    """The ``data`` of ``torch.tensor(data)``, ``torch.as_tensor(data)``, ``t.new_tensor(data)``."""
+    position = 1 if func is torch.Tensor.new_tensor else 0
+    return args[position] if len(args) > position else (kwargs or {}).get('data')
 
 
 def _is_mask(index) -> bool:

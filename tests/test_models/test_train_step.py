@@ -183,3 +183,18 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     for a, b, c in zip(feats, again, expected):
         torch.testing.assert_close(a, c)
         torch.testing.assert_close(b, c)
+
+
+def test_inside_fraction_equals_mmdet_iof_without_its_device_copy():
+    from mmdet.structures.bbox import bbox_overlaps
+    from yolov7_mmdet.models.losses.yolov7_loss import _inside_fraction
+    gen = torch.Generator().manual_seed(0)
+    boxes = torch.rand(2, 30, 4, generator=gen) * 50
+    boxes[..., 2:] += boxes[..., :2]
+    boxes[0, 3, 2] = boxes[0, 3, 0]  # zero width: the area floor
+    regions = torch.rand(2, 3, 4, generator=gen) * 60
+    regions[..., 2:] += regions[..., :2]
+    with forbid_host_sync():
+        ours = _inside_fraction(boxes, regions)
+    assert (ours > 0).any() and (ours < 1).any()
+    torch.testing.assert_close(ours, bbox_overlaps(boxes, regions, mode='iof'), rtol=0, atol=0)

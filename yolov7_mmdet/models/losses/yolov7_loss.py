@@ -39,7 +39,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdet.registry import MODELS, TASK_UTILS
-from mmdet.structures.bbox import bbox_overlaps
 
 from ..task_modules.assigners import YOLOv7AssignResult, decode_boxes, sanitize_gt
 from .slot_gather import GatherSlotsAndObjectness, last_positive_per_cell
@@ -73,6 +72,19 @@ def yolo_ciou(pred_xywh: Tensor, target_xywh: Tensor, eps: float = 1e-7) -> Tens
     with torch.no_grad():
         alpha = aspect / (aspect - iou + (1 + eps))
     return iou - (centre_dist_sq / diagonal_sq + aspect * alpha)
+
+
+def _inside_fraction(boxes: Tensor, regions: Tensor, eps: float = 1e-6) -> Tensor:
+    """(B, P, 4) boxes, (B, N, 4) regions (xyxy) -> (B, P, N): the share of each box inside a region.
+
+    The values of mmdet's ``bbox_overlaps(mode='iof')`` (box area floored at ``eps``), which builds its
+    floor with ``new_tensor`` and so copies to the device (a host synchronisation) on every call.
+    """
+    # (B, P, 1, 2) against (B, 1, N, 2) -> (B, P, N, 2)
+    inter_wh = (torch.minimum(boxes[:, :, None, 2:], regions[:, None, :, 2:])
+                - torch.maximum(boxes[:, :, None, :2], regions[:, None, :, :2])).clamp(min=0)
+    area = (boxes[..., 2:] - boxes[..., :2]).prod(-1).clamp(min=eps)  # (B, P)
+    return inter_wh.prod(-1) / area[:, :, None]
 
 
 @MODELS.register_module()
@@ -279,6 +291,6 @@ class YOLOv7Loss(nn.Module):
             boxes = decode_boxes(pred[..., :4].float(), grid_x, grid_y, anchor_wh[None, :, None, None],
                                  stride)
             # (B, A*H*W, 4) vs (B, N, 4) -> (B, A*H*W, N): share of each prediction inside a region
-            iof = bbox_overlaps(boxes.flatten(1, 3), ignore_bboxes, mode='iof')
+            iof = _inside_fraction(boxes.flatten(1, 3), ignore_bboxes)
             inside = ((iof >= self.ignore_iof_thr) & ignore_valid[:, None, :]).any(dim=-1)
         return inside.view(batch, num_anchors, height, width)
