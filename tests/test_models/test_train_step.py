@@ -1,5 +1,6 @@
 """The training step's speed paths: no host synchronisation, mixed precision, the sparse loss pieces,
 channels-last and ``torch.compile`` options (``benchmarks/bench_train_step.py`` measures the speed)."""
+import copy
 import importlib.util
 import warnings
 from pathlib import Path
@@ -183,6 +184,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     for a, b, c in zip(feats, again, expected):
         torch.testing.assert_close(a, c)
         torch.testing.assert_close(b, c)
+    assert copy.deepcopy(model)._compiled == {}  # the EMA's copy compiles its own parts
 
 
 def test_inside_fraction_equals_mmdet_iof_without_its_device_copy():
@@ -198,3 +200,33 @@ def test_inside_fraction_equals_mmdet_iof_without_its_device_copy():
         ours = _inside_fraction(boxes, regions)
     assert (ours > 0).any() and (ours < 1).any()
     torch.testing.assert_close(ours, bbox_overlaps(boxes, regions, mode='iof'), rtol=0, atol=0)
+
+
+def test_loss_backward_allocates_one_map_per_level():
+    """The backward writes each level's gradient into a single new full-size map (the one autograd
+    hands on); plain indexing made one per read plus their sum (3 per level)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class FullSizeAllocations(TorchDispatchMode):
+        def __init__(self, shapes):
+            super().__init__()
+            self.shapes, self.ops = shapes, []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            allocates = not func.is_view and not func._schema.is_mutable
+            if allocates and isinstance(out, torch.Tensor) and tuple(out.shape) in self.shapes:
+                self.ops.append(func._schema.name)
+            return out
+
+    prob = bench.assigner_bench.random_problem(2, 5, image_shape=(64, 96), num_classes=3)
+    preds = [bench.head_layout(p).requires_grad_() for p in prob.pop('preds')]
+    ignore = dict(ignore_bboxes=torch.tensor([[[0.0, 0.0, 30.0, 30.0]]]).expand(2, 1, 4),
+                  ignore_valid=torch.ones(2, 1, dtype=torch.bool))
+    out = MODELS.build(dict(type='YOLOv7Loss', num_classes=3, img_size=64, aux_assigner=None))(
+        preds, **ignore, **prob)
+    recorder = FullSizeAllocations({tuple(p.shape) for p in preds})
+    with recorder:
+        sum(out.values()).backward()
+    assert recorder.ops == ['aten::zeros_like'] * len(preds)
+    assert all(p.grad.stride() == p.stride() for p in preds)  # in the maps' own layout: no copy
