@@ -29,7 +29,10 @@ is left of and below its cell's middle); coarse adds (4, 4) and (3, 3). From (4,
 offset x = 3.3 - 4 = -0.7 < -0.5, and from (3, 3) at y = 4.7 - 3 = 1.7 > 1.5: unreachable. Every fine
 cell reaches its offset, e.g. (2, 4) needs (1.3, 0.7). More in ``docs/label_assignment.md``.
 
-Everything is computed on padded tensors: no Python loop over images or boxes, no host sync.
+Everything is computed on padded tensors: no Python loop over images or boxes, no host sync. The
+backward pass allocates one gradient map per level (``slot_gather.GatherSlotsAndObjectness``), and the
+objectness and class BCEs use ``BCE(x, t) = softplus(x) - t * x``, so no dense target is built. Under
+mixed precision the loss and its assignment run in fp32 (autocast off).
 """
 import math
 from typing import Dict, Optional, Sequence, Tuple
