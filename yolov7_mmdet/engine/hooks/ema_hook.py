@@ -75,6 +75,7 @@ class YOLOv7ModelEMA(ExpMomentumEMA):
         super()._load_from_state_dict(*args, **kwargs)
         self._steps_on_host = None  # the loaded buffer is the truth
 
+
 @HOOKS.register_module()
 class YOLOv7EMAHook(EMAHook):
     """mmengine ``EMAHook`` that starts from the trained weights and updates after optimizer steps.

@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 
 class GatherSlotsAndObjectness(torch.autograd.Function):
@@ -49,6 +50,7 @@ class GatherSlotsAndObjectness(torch.autograd.Function):
         return at_slots[..., :4], at_slots[..., 4], at_slots[..., 5:], softplus.sum()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_box: Optional[Tensor], grad_obj: Optional[Tensor],
                  grad_cls: Optional[Tensor], grad_sum: Optional[Tensor]):
         pred, batch_inds, anchor_inds, grid_y, grid_x, obj_weight = ctx.saved_tensors
