@@ -158,3 +158,28 @@ def test_yolo_ciou_values():
     assert yolo_ciou(box, shifted).item() == pytest.approx(-9.0 / 34.0, abs=1e-5)
     flat = torch.tensor([[1.0, 1.0, 2.0, 0.0]])  # zero-height target stays finite
     assert torch.isfinite(yolo_ciou(box, flat)).all()
+
+
+def test_label_smoothing_class_term_is_the_bce_with_smoothed_targets():
+    import torch.nn.functional as F
+    preds, prob = problem(num_gts=6, seed=5)
+    eps = 0.2
+    loss = build(aux_assigner=None, label_smoothing=eps)
+    out = loss(preds, **prob)
+    from yolov7_mmdet.models.task_modules.assigners import sanitize_gt
+    gt_bboxes, gt_valid = sanitize_gt(prob['gt_bboxes'], prob['gt_valid'], prob['batch_input_shape'])
+    targets = loss.assigner.assign(preds, anchors=prob['anchors'], strides=prob['strides'],
+                                   gt_bboxes=gt_bboxes, gt_labels=prob['gt_labels'], gt_valid=gt_valid)
+    expected = 0.0
+    for level, pred in enumerate(preds):
+        pos = targets.pos_mask[:, level]
+        image = torch.arange(pos.shape[0])[:, None].expand_as(pos)[pos]
+        anchor = targets.anchor_inds[None].expand_as(pos)[pos]
+        logits = pred[image, anchor, targets.grid_y[:, level][pos], targets.grid_x[:, level][pos], 5:]
+        labels = prob['gt_labels'][image, targets.gt_inds[:, level][pos]]
+        smoothed = F.one_hot(labels, 3).float() * (1 - eps) + eps / 2  # 1 - eps/2 and eps/2
+        if len(logits):  # a level without positives adds nothing
+            expected += F.binary_cross_entropy_with_logits(logits, smoothed)
+    assert expected > 0
+    gain = 0.3 * 3 / 80 * 3 / 3 * 2  # cls gain * C / 80 * 3 / levels * batch
+    torch.testing.assert_close(out['loss_cls'], expected * gain, rtol=1e-5, atol=1e-7)

@@ -250,8 +250,8 @@ class YOLOv7Loss(nn.Module):
         ``BCE(x, t) = softplus(x) - t * x``, only the label's logit is gathered, no target is built.
         """
         label_logit = logits.gather(-1, labels.clamp(min=0)[..., None])[..., 0]  # padding may be -1
-        return (F.softplus(logits).sum(-1) - self.cls_neg * logits.sum(-1)
-                - (self.cls_pos - self.cls_neg) * label_logit)
+        bce = F.softplus(logits).sum(-1) - (self.cls_pos - self.cls_neg) * label_logit
+        return bce - self.cls_neg * logits.sum(-1) if self.cls_neg else bce  # label smoothing
 
     @staticmethod
     def _slot_ciou(raw_xywh: Tensor, grid_x: Tensor, grid_y: Tensor, gt_inds: Tensor,
