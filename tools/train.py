@@ -1,6 +1,6 @@
 """Train a detector with YOLOv7 components; the flags are mmdet 3.3's ``tools/train.py``.
 
-    python tools/train.py configs/yolov7/yolov7_tiny_8xb16-300e_coco.py [--amp] [--resume [CKPT]]
+    python tools/train.py configs/yolov7/yolov7_tiny_8xb16-300e_coco.py [--amp [--amp-dtype bfloat16]] [--resume [CKPT]]
 """
 import argparse
 import os
@@ -17,6 +17,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument('--amp-dtype', choices=('float16', 'bfloat16'), default='float16',
+                        help='the autocast type of --amp; the loss always runs in float32')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual total batch size')
     parser.add_argument(
@@ -31,12 +33,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def enable_amp(cfg) -> None:
+def enable_amp(cfg, dtype: str = 'float16') -> None:
     if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
         print('AMP is already enabled in the config.')
         return
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg.optim_wrapper.dtype = dtype
 
 
 def enable_auto_scale_lr(cfg) -> None:
@@ -57,7 +60,7 @@ def main(argv=None) -> None:
     cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir,
                       launcher=args.launcher)
     if args.amp:
-        enable_amp(cfg)
+        enable_amp(cfg, args.amp_dtype)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     if args.resume is not None:

@@ -36,6 +36,10 @@ def test_resume_and_amp_edit_the_config():
     assert cfg.load_from == 'ckpt.pth'
     train.enable_amp(cfg)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.loss_scale == 'dynamic'
+    assert cfg.optim_wrapper.dtype == 'float16'
+    bf16 = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
+    train.enable_amp(bf16, train.parse_args(['cfg.py', '--amp', '--amp-dtype', 'bfloat16']).amp_dtype)
+    assert bf16.optim_wrapper.dtype == 'bfloat16'
 
 
 def test_auto_scale_lr_needs_a_base_batch_size():

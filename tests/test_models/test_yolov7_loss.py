@@ -133,16 +133,20 @@ def test_no_host_synchronisation_in_assigner_and_loss():
 
 
 def test_shared_cell_objectness_target_is_the_last_listed_positive():
+    from yolov7_mmdet.models.losses.slot_gather import last_positive_per_cell
     from yolov7_mmdet.models.losses.yolov7_loss import YOLOv7Loss
-    # 4 slots on a (B=1, A=2, H=2, W=3) level; slots 0 and 2 share cell (anchor 1, y 1, x 2)
-    pos = torch.tensor([[True, True, True, False]])
+    # 4 slots per image on a (B=2, A=2, H=2, W=3) level; slots 0 and 2 share cell (anchor 1, y 1, x 2)
+    shape = (2, 2, 2, 3)
+    pos = torch.tensor([[True, True, True, False], [True, False, False, True]])
     anchor_inds = torch.tensor([1, 0, 1, 1])
-    grid_x, grid_y = torch.tensor([[2, 0, 2, 2]]), torch.tensor([[1, 0, 1, 1]])
-    quality = torch.tensor([[0.3, 0.5, 0.8, 0.9]])
-    target, pos_cell = YOLOv7Loss._objectness_target((1, 2, 2, 3), pos, anchor_inds, grid_x, grid_y,
-                                                     quality)
-    assert target[0, 1, 1, 2] == 0.8 and target[0, 0, 0, 0] == 0.5  # slot 3 is not a positive
-    assert target.sum() == pytest.approx(1.3) and int(pos_cell.sum()) == 2
+    grid_x, grid_y = torch.tensor([[2, 0, 2, 2]] * 2), torch.tensor([[1, 0, 1, 1]] * 2)
+    cells = YOLOv7Loss._cell_index(shape, anchor_inds, grid_x, grid_y)
+    # image 0: slot 2 writes the shared cell, slot 3 is not a positive; image 1: the same cell as
+    # image 0's is another cell, and slot 3 comes after slot 0 there
+    assert last_positive_per_cell(pos, cells).tolist() == [[False, True, True, False],
+                                                           [False, False, False, True]]
+    pos_cell = YOLOv7Loss._positive_cells(shape, pos, cells)
+    assert pos_cell.sum() == 3 and pos_cell[0, 1, 1, 2] and pos_cell[0, 0, 0, 0] and pos_cell[1, 1, 1, 2]
 
 
 def test_yolo_ciou_values():
@@ -154,3 +158,28 @@ def test_yolo_ciou_values():
     assert yolo_ciou(box, shifted).item() == pytest.approx(-9.0 / 34.0, abs=1e-5)
     flat = torch.tensor([[1.0, 1.0, 2.0, 0.0]])  # zero-height target stays finite
     assert torch.isfinite(yolo_ciou(box, flat)).all()
+
+
+def test_label_smoothing_class_term_is_the_bce_with_smoothed_targets():
+    import torch.nn.functional as F
+    preds, prob = problem(num_gts=6, seed=5)
+    eps = 0.2
+    loss = build(aux_assigner=None, label_smoothing=eps)
+    out = loss(preds, **prob)
+    from yolov7_mmdet.models.task_modules.assigners import sanitize_gt
+    gt_bboxes, gt_valid = sanitize_gt(prob['gt_bboxes'], prob['gt_valid'], prob['batch_input_shape'])
+    targets = loss.assigner.assign(preds, anchors=prob['anchors'], strides=prob['strides'],
+                                   gt_bboxes=gt_bboxes, gt_labels=prob['gt_labels'], gt_valid=gt_valid)
+    expected = 0.0
+    for level, pred in enumerate(preds):
+        pos = targets.pos_mask[:, level]
+        image = torch.arange(pos.shape[0])[:, None].expand_as(pos)[pos]
+        anchor = targets.anchor_inds[None].expand_as(pos)[pos]
+        logits = pred[image, anchor, targets.grid_y[:, level][pos], targets.grid_x[:, level][pos], 5:]
+        labels = prob['gt_labels'][image, targets.gt_inds[:, level][pos]]
+        smoothed = F.one_hot(labels, 3).float() * (1 - eps) + eps / 2  # 1 - eps/2 and eps/2
+        if len(logits):  # a level without positives adds nothing
+            expected += F.binary_cross_entropy_with_logits(logits, smoothed)
+    assert expected > 0
+    gain = 0.3 * 3 / 80 * 3 / 3 * 2  # cls gain * C / 80 * 3 / levels * batch
+    torch.testing.assert_close(out['loss_cls'], expected * gain, rtol=1e-5, atol=1e-7)

@@ -20,6 +20,8 @@ Evaluation and saved checkpoints use the EMA weights (``EMAHook`` swaps them in;
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from mmengine.hooks import EMAHook
 from torch import nn
 
@@ -43,20 +45,35 @@ class YOLOv7ModelEMA(ExpMomentumEMA):
                  update_buffers: bool = True, **kwargs) -> None:
         super().__init__(model, momentum=momentum, gamma=gamma, update_buffers=update_buffers,
                          **kwargs)
+        self._steps_on_host: Optional[int] = None  # host copy of the ``steps`` buffer
 
     def update_parameters(self, model: nn.Module) -> None:
-        """Average ``model`` into the EMA; the first update is an average too (see module doc)."""
-        if self.steps > 0:
-            super().update_parameters(model)
-            return
-        source = model.state_dict() if self.update_buffers else dict(model.named_parameters())
-        for name, averaged in self.avg_parameters.items():
-            if averaged.dtype.is_floating_point:
-                self.avg_func(averaged.data, source[name].data.to(averaged.device), 0)
+        """Average ``model`` into the EMA; the first update is an average too (see module doc).
+
+        The step count lives in the ``steps`` buffer (saved, resumed) and, for the decisions, in a
+        host copy, so that an update never waits for the device to report the count.
+        """
+        steps = self._host_steps()
+        if steps % self.interval == 0:
+            source = model.state_dict() if self.update_buffers else dict(model.named_parameters())
+            for name, averaged in self.avg_parameters.items():
+                if averaged.dtype.is_floating_point:
+                    self.avg_func(averaged.data, source[name].data.to(averaged.device), steps)
         if not self.update_buffers:
             for averaged, buffer in zip(self.module.buffers(), model.buffers()):
                 averaged.data.copy_(buffer.data.to(averaged.device))
         self.steps += 1
+        self._steps_on_host = steps + 1
+
+    def _host_steps(self) -> int:
+        """The update count as a Python int; read from the buffer once after creation or loading."""
+        if self._steps_on_host is None:
+            self._steps_on_host = int(self.steps)
+        return self._steps_on_host
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._steps_on_host = None  # the loaded buffer is the truth
 
 
 @HOOKS.register_module()

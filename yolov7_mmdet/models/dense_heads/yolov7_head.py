@@ -232,7 +232,10 @@ class YOLOv7Head(BaseDenseHead):
         device = lead_maps[0].device
         gt_bboxes, gt_labels, gt_valid = stack_gt_instances(batch_gt_instances, device=device)
         ignore_bboxes = ignore_valid = None
-        if batch_gt_instances_ignore is not None and any(i is not None for i in batch_gt_instances_ignore):
+        # PackDetInputs gives every image an ignore set, mostly empty: the sizes are known on the host,
+        # and without any ignore box the loss skips the dense ignore test altogether
+        if batch_gt_instances_ignore is not None and any(
+                i is not None and len(i) > 0 for i in batch_gt_instances_ignore):
             empty = InstanceData(bboxes=torch.zeros(0, 4, device=device))
             ignored = [empty if inst is None else inst for inst in batch_gt_instances_ignore]
             ignore_bboxes, _, ignore_valid = stack_gt_instances(ignored, device=device)

@@ -29,7 +29,10 @@ is left of and below its cell's middle); coarse adds (4, 4) and (3, 3). From (4,
 offset x = 3.3 - 4 = -0.7 < -0.5, and from (3, 3) at y = 4.7 - 3 = 1.7 > 1.5: unreachable. Every fine
 cell reaches its offset, e.g. (2, 4) needs (1.3, 0.7). More in ``docs/label_assignment.md``.
 
-Everything is computed on padded tensors: no Python loop over images or boxes, no host sync.
+Everything is computed on padded tensors: no Python loop over images or boxes, no host sync. The
+backward pass allocates one gradient map per level (``slot_gather.GatherSlotsAndObjectness``), and the
+objectness and class BCEs use ``BCE(x, t) = softplus(x) - t * x``, so no dense target is built. Under
+mixed precision the loss and its assignment run in fp32 (autocast off).
 """
 import math
 from typing import Dict, Optional, Sequence, Tuple
@@ -39,9 +42,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdet.registry import MODELS, TASK_UTILS
-from mmdet.structures.bbox import bbox_overlaps
 
 from ..task_modules.assigners import YOLOv7AssignResult, decode_boxes, sanitize_gt
+from .slot_gather import GatherSlotsAndObjectness, last_positive_per_cell
 
 # Official objectness weights per level (P3, P4, P5[, P6[, P7]]).
 _OBJ_LEVEL_WEIGHTS = {3: (4.0, 1.0, 0.4), 4: (4.0, 1.0, 0.25, 0.06), 5: (4.0, 1.0, 0.25, 0.06, 0.02)}
@@ -72,6 +75,19 @@ def yolo_ciou(pred_xywh: Tensor, target_xywh: Tensor, eps: float = 1e-7) -> Tens
     with torch.no_grad():
         alpha = aspect / (aspect - iou + (1 + eps))
     return iou - (centre_dist_sq / diagonal_sq + aspect * alpha)
+
+
+def _inside_fraction(boxes: Tensor, regions: Tensor, eps: float = 1e-6) -> Tensor:
+    """(B, P, 4) boxes, (B, N, 4) regions (xyxy) -> (B, P, N): the share of each box inside a region.
+
+    The values of mmdet's ``bbox_overlaps(mode='iof')`` (box area floored at ``eps``), which builds its
+    floor with ``new_tensor`` and so copies to the device (a host synchronisation) on every call.
+    """
+    # (B, P, 1, 2) against (B, 1, N, 2) -> (B, P, N, 2)
+    inter_wh = (torch.minimum(boxes[:, :, None, 2:], regions[:, None, :, 2:])
+                - torch.maximum(boxes[:, :, None, :2], regions[:, None, :, :2])).clamp(min=0)
+    area = (boxes[..., 2:] - boxes[..., :2]).prod(-1).clamp(min=eps)  # (B, P)
+    return inter_wh.prod(-1) / area[:, :, None]
 
 
 @MODELS.register_module()
@@ -147,24 +163,26 @@ class YOLOv7Loss(nn.Module):
         if ignore_bboxes is not None and ignore_valid is None:
             raise ValueError('ignore_bboxes needs ignore_valid')
         device = lead_preds[0].device
-        anchors = torch.as_tensor(anchors, dtype=torch.float32, device=device)
-        strides = torch.as_tensor(strides, dtype=torch.float32, device=device)
-        gt_bboxes, gt_valid = sanitize_gt(gt_bboxes.to(device), gt_valid.to(device), batch_input_shape)
-        gt_labels = gt_labels.to(device).long()
-        gts = dict(anchors=anchors, strides=strides, gt_bboxes=gt_bboxes, gt_labels=gt_labels,
-                   gt_valid=gt_valid)
-        ignore = None if ignore_bboxes is None else (ignore_bboxes.to(device).float(),
-                                                     ignore_valid.to(device))
+        # under mixed precision the maps may be fp16 / bf16: assignment and loss still run in fp32
+        with torch.autocast(device.type, enabled=False):
+            anchors = torch.as_tensor(anchors, dtype=torch.float32, device=device)
+            strides = torch.as_tensor(strides, dtype=torch.float32, device=device)
+            gt_bboxes, gt_valid = sanitize_gt(gt_bboxes.to(device), gt_valid.to(device), batch_input_shape)
+            gt_labels = gt_labels.to(device).long()
+            gts = dict(anchors=anchors, strides=strides, gt_bboxes=gt_bboxes, gt_labels=gt_labels,
+                       gt_valid=gt_valid)
+            ignore = None if ignore_bboxes is None else (ignore_bboxes.to(device).float(),
+                                                         ignore_valid.to(device))
 
-        gains = self._gains(len(lead_preds), batch=lead_preds[0].shape[0])
-        lead_targets = self.assigner.assign(lead_preds, **gts)
-        losses = self._scaled(self._head_losses(lead_preds, lead_targets, ignore, **gts), gains, '')
-        if aux_preds is not None:
-            guide = lead_preds if self.aux_guided_by == 'lead' else aux_preds
-            aux_targets = self.aux_assigner.assign(guide, **gts)
-            aux_terms = self._head_losses(aux_preds, aux_targets, ignore, **gts)
-            losses.update(self._scaled(aux_terms, [g * self.aux_weight for g in gains], 'aux_'))
-        return losses
+            gains = self._gains(len(lead_preds), batch=lead_preds[0].shape[0])
+            lead_targets = self.assigner.assign(lead_preds, **gts)
+            losses = self._scaled(self._head_losses(lead_preds, lead_targets, ignore, **gts), gains, '')
+            if aux_preds is not None:
+                guide = lead_preds if self.aux_guided_by == 'lead' else aux_preds
+                aux_targets = self.aux_assigner.assign(guide, **gts)
+                aux_terms = self._head_losses(aux_preds, aux_targets, ignore, **gts)
+                losses.update(self._scaled(aux_terms, [g * self.aux_weight for g in gains], 'aux_'))
+            return losses
 
     def _gains(self, num_levels: int, batch: int) -> Tuple[float, float, float]:
         """Official hyp scaling (train.py) times the batch size, for box, obj, cls."""
@@ -198,32 +216,42 @@ class YOLOv7Loss(nn.Module):
             pos = targets.pos_mask[:, level]  # (B, K)
             grid_x, grid_y = targets.grid_x[:, level], targets.grid_y[:, level]
             gt_inds = targets.gt_inds[:, level]
-            # (B, A, H, W, 5+C) gathered at (image, anchor, y, x) -> (B, K, 5+C)
-            at_slots = pred[batch_inds, targets.anchor_inds[None], grid_y, grid_x].float()
+            cells = self._cell_index(pred.shape[:4], targets.anchor_inds, grid_x, grid_y)  # (B, K)
+            obj_weight = None
+            if ignore is not None:  # (B, A, H, W): ignored negatives leave the objectness loss
+                obj_weight = (~self._ignored(pred, anchors[level], strides[level], ignore)
+                              | self._positive_cells(pred.shape[:4], pos, cells)).float()
+            # (B, A, H, W, 5+C) gathered at (image, anchor, y, x) -> (B, K, 4), (B, K), (B, K, C)
+            box_logits, obj_logits, cls_logits, obj_softplus = GatherSlotsAndObjectness.apply(
+                pred, batch_inds, targets.anchor_inds[None], grid_y, grid_x, obj_weight)
             num_pos = pos.sum().clamp(min=1)
 
-            ciou = self._slot_ciou(at_slots[..., :4], grid_x, grid_y, gt_inds, gt_bboxes,
+            ciou = self._slot_ciou(box_logits.float(), grid_x, grid_y, gt_inds, gt_bboxes,
                                    anchors[level][targets.anchor_inds], strides[level])
             box = box + torch.where(pos, 1.0 - ciou, 0.0).sum() / num_pos
 
-            tobj, pos_cell = self._objectness_target(pred.shape[:4], pos, targets.anchor_inds,
-                                                     grid_x, grid_y, ciou.detach().clamp(min=0))
-            obj_logits = pred[..., 4].float()
-            if ignore is None:
-                obj_level = F.binary_cross_entropy_with_logits(obj_logits, tobj)
-            else:
-                keep = ~self._ignored(pred, anchors[level], strides[level], ignore) | pos_cell
-                obj_level = (F.binary_cross_entropy_with_logits(obj_logits, tobj, reduction='none') *
-                             keep).sum() / keep.sum().clamp(min=1)
-            obj = obj + obj_level * level_weights[level]
+            # objectness BCE(x, t) = softplus(x) - t * x, t = IoU of the cell's last positive, else 0
+            writes = last_positive_per_cell(pos, cells)
+            quality = ciou.detach().clamp(min=0)
+            positive_term = torch.where(writes, obj_logits.float() * quality, 0.0).sum()
+            num_terms = (math.prod(pred.shape[:4]) if obj_weight is None
+                         else obj_weight.sum().clamp(min=1))
+            obj = obj + (obj_softplus - positive_term) / num_terms * level_weights[level]
 
             if self.num_classes > 1:
-                labels = gt_labels.gather(1, gt_inds).clamp(min=0)  # (B, K); padding may be -1
-                target = torch.full_like(at_slots[..., 5:], self.cls_neg)
-                target.scatter_(-1, labels[..., None], self.cls_pos)
-                bce = F.binary_cross_entropy_with_logits(at_slots[..., 5:], target, reduction='none')
-                cls = cls + torch.where(pos, bce.sum(-1), 0.0).sum() / (num_pos * self.num_classes)
+                cls_bce = self._class_bce(cls_logits.float(), gt_labels.gather(1, gt_inds))
+                cls = cls + torch.where(pos, cls_bce, 0.0).sum() / (num_pos * self.num_classes)
         return box, obj, cls
+
+    def _class_bce(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """(B, K, C) class logits, (B, K) labels -> (B, K) BCE summed over the classes.
+
+        The targets are ``cls_neg`` everywhere and ``cls_pos`` at the label; as
+        ``BCE(x, t) = softplus(x) - t * x``, only the label's logit is gathered, no target is built.
+        """
+        label_logit = logits.gather(-1, labels.clamp(min=0)[..., None])[..., 0]  # padding may be -1
+        bce = F.softplus(logits).sum(-1) - (self.cls_pos - self.cls_neg) * label_logit
+        return bce - self.cls_neg * logits.sum(-1) if self.cls_neg else bce  # label smoothing
 
     @staticmethod
     def _slot_ciou(raw_xywh: Tensor, grid_x: Tensor, grid_y: Tensor, gt_inds: Tensor,
@@ -239,29 +267,20 @@ class YOLOv7Loss(nn.Module):
         return yolo_ciou(torch.cat((pred_xy, pred_wh), -1), torch.cat((gt_xy, gt_wh), -1))
 
     @staticmethod
-    def _objectness_target(shape: Tuple[int, int, int, int], pos: Tensor, anchor_inds: Tensor,
-                           grid_x: Tensor, grid_y: Tensor, quality: Tensor) -> Tuple[Tensor, Tensor]:
-        """Scatter positives' IoU into a (B, A, H, W) objectness target.
-
-        When several positives share a cell, the one listed last in the official candidate order
-        (the highest slot index) writes its IoU, as the official sequential assignment does.
-
-        Returns:
-            The target (B, A, H, W) and the positive-cell mask of the same shape.
-        """
+    def _cell_index(shape: Tuple[int, int, int, int], anchor_inds: Tensor, grid_x: Tensor,
+                    grid_y: Tensor) -> Tensor:
+        """(B, K) index of each slot's cell in the flattened (B, A, H, W) map of its level."""
         batch, num_anchors, height, width = shape
-        num_cells = batch * num_anchors * height * width
-        batch_inds = torch.arange(batch, device=pos.device)[:, None]
-        cell = ((batch_inds * num_anchors + anchor_inds[None]) * height + grid_y) * width + grid_x
-        cell = torch.where(pos, cell, num_cells).flatten()  # non-positives go to a spare cell
-        slot_order = torch.arange(pos.shape[1], device=pos.device).expand_as(pos).flatten()
-        last_slot = torch.full((num_cells + 1,), -1, dtype=torch.long, device=pos.device)
-        last_slot.scatter_reduce_(0, cell, slot_order, reduce='amax')
-        writes = pos.flatten() & (last_slot[cell] == slot_order)
-        target = quality.new_zeros(num_cells + 1)
-        target.scatter_(0, torch.where(writes, cell, num_cells), quality.flatten())
-        pos_cell = last_slot[:num_cells] >= 0
-        return target[:num_cells].view(shape), pos_cell.view(shape)
+        batch_inds = torch.arange(batch, device=grid_x.device)[:, None]
+        return ((batch_inds * num_anchors + anchor_inds[None]) * height + grid_y) * width + grid_x
+
+    @staticmethod
+    def _positive_cells(shape: Tuple[int, int, int, int], pos: Tensor, cells: Tensor) -> Tensor:
+        """(B, A, H, W) bool: the cells holding at least one positive slot."""
+        num_cells = math.prod(shape)
+        hit = pos.new_zeros(num_cells + 1)  # the last entry takes every non-positive slot
+        hit.index_fill_(0, torch.where(pos, cells, num_cells).flatten(), True)
+        return hit[:num_cells].view(shape)
 
     def _ignored(self, pred: Tensor, anchor_wh: Tensor, stride: Tensor,
                  ignore: Tuple[Tensor, Tensor]) -> Tensor:
@@ -275,6 +294,6 @@ class YOLOv7Loss(nn.Module):
             boxes = decode_boxes(pred[..., :4].float(), grid_x, grid_y, anchor_wh[None, :, None, None],
                                  stride)
             # (B, A*H*W, 4) vs (B, N, 4) -> (B, A*H*W, N): share of each prediction inside a region
-            iof = bbox_overlaps(boxes.flatten(1, 3), ignore_bboxes, mode='iof')
+            iof = _inside_fraction(boxes.flatten(1, 3), ignore_bboxes)
             inside = ((iof >= self.ignore_iof_thr) & ignore_valid[:, None, :]).any(dim=-1)
         return inside.view(batch, num_anchors, height, width)

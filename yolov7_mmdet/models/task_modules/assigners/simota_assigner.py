@@ -46,7 +46,7 @@ _MIN_LOG = -100.0  # log floor, as torch's binary_cross_entropy clamps its logs
 
 def _log1m(prob: Tensor) -> Tensor:
     """log(1 - p), floored like torch's binary_cross_entropy."""
-    return torch.log1p(-prob).clamp_(min=_MIN_LOG)
+    return torch.neg(prob).log1p_().clamp_(min=_MIN_LOG)  # one new tensor, not two
 
 
 def _pairwise_iou(gt_bboxes: Tensor, boxes: Tensor) -> Tensor:

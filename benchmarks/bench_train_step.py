@@ -1,0 +1,339 @@
+"""Benchmark: the YOLOv7 training step, each part against a baseline run in the same process.
+
+Parts (``--parts``, all by default), every one printed as images/s and a ratio:
+
+* ``data``: the config's training pipeline alone (mosaic 4/9, affine, mixup, HSV, flip, pack) through
+  a DataLoader with ``--workers`` workers, against mmdet's YOLOX-s training pipeline (mosaic, affine,
+  mixup, HSV, flip, resize, pad) on the same images (BCCD, 640x480 photographs, ``../shared``) at the
+  same size;
+* ``loss``: the loss forward + backward alone (YOLOv7-L level shapes, 80 classes, random logits,
+  ``--gts`` GTs per image), against the per-image reference loss of ``bench_assigner_loss.py``; the
+  maps are laid out as the head emits them (``--layout contiguous``: channel-last copies);
+* ``step``: the full step on synthetic batches (forward, loss, backward, SGD, EMA), against the same
+  model with that reference loss; also the loss's share of the step (against a stand-in loss that
+  costs nothing but still back-propagates through the whole network);
+* ``loader``: the full step fed by the real dataloader (``--workers`` workers), against the
+  synthetic step.
+
+Usage (CPU figures of ``docs/benchmarks.md``; the GPU command names the L config at 16 x 640)::
+
+    python benchmarks/bench_train_step.py --parts loss --gts 10 50 --threads 1
+    python benchmarks/bench_train_step.py --parts data --size 640 --batch 16 --workers 0
+    python benchmarks/bench_train_step.py --parts step loader --config configs/yolov7/yolov7_tiny_8xb16-300e_coco.py \
+        --size 320 --batch 8
+    python benchmarks/bench_train_step.py --config configs/yolov7/yolov7_l_8xb16-300e_coco.py --batch 16 \
+        --size 640 --device cuda --workers 8 [--amp bf16] [--channels-last] [--compile]
+
+Every figure is the median of ``--repeats`` timed runs after a warm-up; the two sides of a ratio run
+alternately, so that a busy machine slows both alike.
+"""
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
+import bench_assigner_loss as assigner_bench  # noqa: E402
+import learn_real_data as real_data  # noqa: E402
+
+import yolov7_mmdet  # noqa: E402,F401  (registers the plugin)
+from mmdet.registry import MODELS  # noqa: E402
+from mmdet.structures import DetDataSample  # noqa: E402
+from yolov7_mmdet.engine.hooks.ema_hook import YOLOv7ModelEMA  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'yolov7' / 'yolov7_l_8xb16-300e_coco.py'
+YOLOX_CONFIG = 'yolox/yolox_s_8xb8-300e_coco.py'  # in mmdet's packaged configs
+AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--config', default=str(DEFAULT_CONFIG), help='YOLOv7 training config')
+    parser.add_argument('--parts', nargs='+', choices=('data', 'loss', 'step', 'loader'),
+                        default=['data', 'loss', 'step', 'loader'])
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--size', type=int, default=640, help='square input size (multiple of 32)')
+    parser.add_argument('--gts', type=int, nargs='+', default=[10, 50], help='GTs per image')
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser.add_argument('--layout', default='head', choices=('head', 'contiguous'),
+                        help="loss part: maps as the head emits them (channel planes) or channel-last")
+    parser.add_argument('--workers', type=int, default=0, help='DataLoader workers')
+    parser.add_argument('--batches', type=int, default=3, help='batches per timed data run')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES), help='autocast the model (step parts)')
+    parser.add_argument('--channels-last', action='store_true', help='model.channels_last=True')
+    parser.add_argument('--compile', action='store_true', help='model.compile_backbone_neck=True')
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------------
+# timing
+
+
+def sync_fn(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+
+
+def interleaved_medians(fns: Sequence[Callable[[], None]], repeats: int,
+                        sync: Callable[[], None]) -> List[float]:
+    """Median seconds of each function; one warm-up each, then the functions take turns."""
+    times: List[List[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()
+    sync()
+    for _ in range(repeats):
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            sync()
+            record.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def print_row(name: str, images: int, seconds: float, baseline: str, baseline_seconds: float) -> None:
+    print(f'  {name:<34} {images / seconds:>9.2f} img/s   {baseline:<30} '
+          f'{images / baseline_seconds:>9.2f} img/s   ratio {baseline_seconds / seconds:>5.2f}x')
+
+
+# ----------------------------------------------------------------------------------------------
+# configs and data
+
+
+def load_config(path: str, *, size: int, batch: int, workers: int, splits: Optional[dict] = None,
+                model_options: Optional[dict] = None) -> Config:
+    """``path`` at ``size``, reading ``splits`` (see ``learn_real_data.convert_splits``) if given."""
+    cfg = Config.fromfile(path)
+    real_data.resize_pipelines(cfg, {(640, 640): (size, size), (1280, 1280): (size, size),
+                                     (-320, -320): (-size // 2, -size // 2)})
+    if splits is not None:
+        real_data.point_at_data(cfg, splits, batch_size=batch, workers=workers)
+    cfg.model.update(model_options or {})
+    return cfg
+
+
+def yolox_config(splits: dict, *, size: int, batch: int, workers: int) -> Config:
+    import mmdet
+    return load_config(str(Path(mmdet.__file__).parent / '.mim' / 'configs' / YOLOX_CONFIG), size=size,
+                       batch=batch, workers=workers, splits=splits)
+
+
+def endless_batches(cfg: Config):
+    """Batches of ``cfg.train_dataloader``, restarting at the end of the data."""
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    while True:
+        yield from loader
+
+
+def random_gt_samples(batch: int, num_gts: int, size: int, num_classes: int, *,
+                      device: torch.device, seed: int = 0) -> List[DetDataSample]:
+    """Data samples with ``num_gts`` random boxes (4 px to 40% of the image) per image."""
+    gen = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(batch):  # building inputs, outside the timed step
+        wh = torch.rand(num_gts, 2, generator=gen) * size * 0.4 + 4
+        centre = torch.rand(num_gts, 2, generator=gen) * size
+        sample = DetDataSample(metainfo=dict(img_shape=(size, size), batch_input_shape=(size, size)))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat((centre - wh / 2, centre + wh / 2), 1).clamp(0, size).to(device),
+            labels=torch.randint(0, num_classes, (num_gts,), generator=gen).to(device))
+        samples.append(sample)
+    return samples
+
+
+# ----------------------------------------------------------------------------------------------
+# the training step
+
+
+class ReferenceLoss(nn.Module):
+    """The per-image reference loss of ``bench_assigner_loss.py`` behind ``YOLOv7Loss``'s interface."""
+
+    def __init__(self, *, num_classes: int, img_size: int) -> None:
+        super().__init__()
+        self.num_classes, self.img_size = num_classes, img_size
+
+    def forward(self, lead_preds, aux_preds=None, *, ignore_bboxes=None, ignore_valid=None,
+                **gts) -> Dict[str, Tensor]:
+        if aux_preds is not None:
+            raise ValueError('the reference loss has no aux head: use a P5 config')
+        with torch.autocast(lead_preds[0].device.type, enabled=False):
+            return assigner_bench.reference_loss(lead_preds, num_classes=self.num_classes,
+                                                 img_size=self.img_size, **gts)[0]
+
+
+class StandInLoss(nn.Module):
+    """A loss that costs nothing and still back-propagates through every output (the loss share)."""
+
+    def forward(self, lead_preds, aux_preds=None, **_) -> Dict[str, Tensor]:
+        maps = list(lead_preds) + list(aux_preds or [])
+        return dict(loss=sum(m.float().mean() for m in maps))
+
+
+class TrainStep:
+    """One optimisation step as ``Runner`` runs it, without the hooks' logging: forward, loss,
+    backward, SGD (the official momentum and nesterov), EMA update.
+
+    Args:
+        model: The detector, in training mode, on its device.
+        amp: ``torch.float16`` / ``torch.bfloat16`` to autocast forward and loss, or None.
+    """
+
+    def __init__(self, model: nn.Module, *, amp: Optional[torch.dtype] = None) -> None:
+        self.model = model
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937, nesterov=True)
+        self.ema = YOLOv7ModelEMA(model)
+        self.device_type = next(model.parameters()).device.type
+        self.amp = amp
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=amp == torch.float16)
+
+    def __call__(self, inputs: Tensor, data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
+        autocast = (torch.autocast(self.device_type, dtype=self.amp) if self.amp is not None
+                    else nullcontext())
+        with autocast:
+            losses = self.model.loss(inputs, data_samples)
+        self.scaler.scale(sum(losses.values())).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update_parameters(self.model)
+        return losses
+
+
+def build_model(cfg: Config, device: torch.device) -> nn.Module:
+    model = MODELS.build(cfg.model).to(device)
+    model.init_weights()
+    return model.train()
+
+
+# ----------------------------------------------------------------------------------------------
+# parts
+
+
+def bench_data(args, splits: dict) -> None:
+    print(f'(a) data pipeline, {args.batch} x {args.size}, {args.workers} workers, BCCD images')
+    options = dict(size=args.size, batch=args.batch, workers=args.workers, splits=splits)
+    ours = endless_batches(load_config(args.config, **options))
+    yolox = endless_batches(yolox_config(**options))
+    runs = [lambda it=it: [next(it) for _ in range(args.batches)] for it in (ours, yolox)]
+    t_ours, t_yolox = interleaved_medians(runs, args.repeats, lambda: None)
+    images = args.batch * args.batches
+    print_row(Path(args.config).stem, images, t_ours, 'mmdet YOLOX-s pipeline', t_yolox)
+    if args.workers == 0:
+        print(f'  one worker makes {images / t_ours:.1f} img/s: a step rate of R img/s needs about '
+              f'R / {images / t_ours:.1f} workers (on cores as fast as these)')
+
+
+def head_layout(pred: Tensor) -> Tensor:
+    """The same (B, A, H, W, 5+C) values laid out as the head emits them: a permuted view of the
+    conv output (B, A*(5+C), H, W), so that each channel is a contiguous plane."""
+    return pred.permute(0, 1, 4, 2, 3).contiguous().permute(0, 1, 3, 4, 2)
+
+
+def bench_loss(args) -> None:
+    print(f'(b) loss forward + backward, batch {args.batch}, {args.size} px, YOLOv7-L levels, 80 classes, '
+          f'{args.layout} layout')
+    device = torch.device(args.device)
+    loss = MODELS.build(dict(type='YOLOv7Loss', num_classes=80, img_size=args.size,
+                             aux_assigner=None)).to(device)
+    reference = ReferenceLoss(num_classes=80, img_size=args.size)
+    for num_gts in args.gts:
+        prob = assigner_bench.random_problem(args.batch, num_gts, img_size=args.size)
+        preds = [(head_layout(p) if args.layout == 'head' else p).to(device).requires_grad_()
+                 for p in prob.pop('preds')]
+        prob = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in prob.items()}
+
+        def fwd_bwd(fn=None):
+            for p in preds:
+                p.grad = None
+            sum(fn(preds, **prob).values()).backward()
+
+        t_ours, t_ref = interleaved_medians([lambda: fwd_bwd(loss), lambda: fwd_bwd(reference)],
+                                            args.repeats, sync_fn(device))
+        print_row(f'YOLOv7Loss, {num_gts} GTs/img', args.batch, t_ours, 'per-image reference', t_ref)
+
+
+def bench_step(args, model: nn.Module, step: TrainStep) -> float:
+    """Prints (c); returns the synthetic step's median seconds."""
+    device = next(model.parameters()).device
+    num_gts = args.gts[0]
+    print(f'(c) full step, synthetic batch {args.batch} x {args.size}, {num_gts} GTs/img, '
+          f'{Path(args.config).stem}')
+    inputs = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    samples = random_gt_samples(args.batch, num_gts, args.size, model.bbox_head.num_classes,
+                                device=device)
+    head = model.bbox_head
+    ours = head.loss_module
+    variants = {'reference': ReferenceLoss(num_classes=head.num_classes, img_size=args.size),
+                'stand-in': StandInLoss()}
+
+    def run(loss_module):
+        head.loss_module = loss_module
+        step(inputs, samples)
+
+    times = interleaved_medians([lambda: run(ours)] + [lambda m=m: run(m) for m in variants.values()],
+                                args.repeats, sync_fn(device))
+    head.loss_module = ours
+    print_row('YOLOv7Loss', args.batch, times[0], 'per-image reference loss', times[1])
+    print(f'  stand-in loss (no assignment, no loss terms): {args.batch / times[2]:.2f} img/s; loss share '
+          f'of the step {1 - times[2] / times[0]:.0%} (reference loss: {1 - times[2] / times[1]:.0%}; '
+          f'a negative share is run-to-run noise)')
+    return times[0]
+
+
+def bench_loader(args, model: nn.Module, step: TrainStep, splits: dict, t_synthetic: float) -> None:
+    print(f'(d) full step with the real dataloader ({args.workers} workers, BCCD images)')
+    cfg = load_config(args.config, size=args.size, batch=args.batch, workers=args.workers,
+                      splits=splits)
+    batches = endless_batches(cfg)
+
+    def real_step():
+        data = model.data_preprocessor(next(batches), True)
+        step(data['inputs'], data['data_samples'])
+
+    t_real, = interleaved_medians([real_step], args.repeats, sync_fn(next(model.parameters()).device))
+    print_row('real dataloader', args.batch, t_real, 'synthetic batches (c)', t_synthetic)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    init_default_scope('mmdet')
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init report
+    print(f'{args.config}, device {device}, {torch.get_num_threads()} threads, median of '
+          f'{args.repeats}, amp {args.amp}, channels_last {args.channels_last}, compile {args.compile}')
+    with tempfile.TemporaryDirectory() as tmp:
+        needs_data = {'data', 'loader'} & set(args.parts)
+        splits = real_data.convert_splits('bccd', Path(tmp)) if needs_data else None
+        if 'data' in args.parts:
+            bench_data(args, splits)
+        if 'loss' in args.parts:
+            bench_loss(args)
+        if {'step', 'loader'} & set(args.parts):
+            options = dict(channels_last=args.channels_last, compile_backbone_neck=args.compile)
+            cfg = load_config(args.config, size=args.size, batch=args.batch, workers=args.workers,
+                              model_options=options)
+            model = build_model(cfg, device)
+            step = TrainStep(model, amp=AMP_DTYPES.get(args.amp))
+            t_synthetic = bench_step(args, model, step)
+            if 'loader' in args.parts:
+                bench_loader(args, model, step, splits, t_synthetic)
+
+
+if __name__ == '__main__':
+    main()
