@@ -5,7 +5,7 @@ COCO file through the same checks as the other formats (to clean it before train
 Conventions of the written file: category ids are ``label + 1`` in class order, boxes are
 ``[x, y, w, h]`` pixels of the decoded image, ignored boxes (VOC ``difficult``) are ``iscrowd: 1``
 (mmdet then ignores them in training and COCO evaluation), ``file_name`` is relative to the image
-root given (use it as ``data_prefix=dict(img=...)``).
+root given (use it as ``data_prefix=dict(img=...)``), which ``info.image_root`` records.
 """
 import json
 import logging
@@ -35,7 +35,9 @@ def to_coco_dict(data: DetectionData, *, image_root: Union[str, Path]) -> dict:
                                     category_id=label + 1, bbox=[round(v, 2) for v in bbox],
                                     area=round(bbox[2] * bbox[3], 2), iscrowd=int(ignore)))
     categories = [dict(id=label + 1, name=name) for label, name in enumerate(data.classes)]
-    return dict(images=images, annotations=annotations, categories=categories)
+    # info.image_root: where the file_names are relative to (tools/misc/create_config.py reads it)
+    info = dict(description='written by yolov7_mmdet', image_root=Path(image_root).as_posix())
+    return dict(info=info, images=images, annotations=annotations, categories=categories)
 
 
 def write_coco_json(data: DetectionData, out_file: Union[str, Path], *,
