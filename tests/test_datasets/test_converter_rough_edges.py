@@ -129,9 +129,9 @@ def test_empty_class_and_look_alike_names_are_warnings(tmp_path):
         save_as_coco(data, tmp_path / 'o.json', name='cards')
     warnings = [call.args[0] for call in print_log.call_args_list]
     assert len(warnings) == 2
-    assert "'placeholder' has no box" in warnings[0]
+    assert "1 of 4 classes have no box: ['placeholder']" in warnings[0]
     assert "['Ace', 'ace']" in warnings[1] and 'differ only in case' in warnings[1]
-    assert "'placeholder' has no box" in issues_report_path(tmp_path / 'o.json').read_text()
+    assert "have no box: ['placeholder']" in issues_report_path(tmp_path / 'o.json').read_text()
 
 
 # 5 ------------------------------------------------------------------------------------------------

@@ -109,9 +109,10 @@ def class_warnings(data: DetectionData) -> List[str]:
     """Warnings about the class list: classes without a box, names equal but for case or spaces."""
     counts = np.bincount(np.concatenate([record.labels for record in data.images]).astype(np.int64),
                          minlength=len(data.classes))
-    warnings = [f'class {name!r} has no box (a placeholder category, or a wrong --classes?); the '
-                f'model still gets an output for it' for name, count in zip(data.classes, counts)
-                if count == 0]
+    empty = [name for name, count in zip(data.classes, counts) if count == 0]
+    warnings = [f'{len(empty)} of {len(data.classes)} classes have no box: {empty} (placeholder '
+                'categories, or a wrong --classes?); the model still gets an output for each'] \
+        if empty else []
     names_of_key = defaultdict(list)
     for class_name in data.classes:
         names_of_key[class_name.strip().casefold()].append(class_name)
