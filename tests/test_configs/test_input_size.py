@@ -8,6 +8,7 @@ whose sizes disagree, ``--tta`` included.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -143,3 +144,28 @@ def test_created_config_builds_a_runner_whose_every_size_is_256(shared_datasets,
     scheduler = next(h for h in runner.hooks if type(h).__name__ == 'YOLOv7ParamSchedulerHook')
     assert (scheduler.schedule_args['warmup_epochs'], scheduler.schedule_args['min_warmup_iters']) == (3, 0)
     assert any(type(h).__name__ == 'AutoAnchorHook' for h in runner.hooks)
+
+
+def test_create_config_mistakes_are_one_line_and_status_2(tmp_path, capsys):
+    def coco_file(name, categories, info):
+        path = tmp_path / name
+        path.write_text(json.dumps(dict(info=info, images=[], annotations=[],
+                                        categories=[dict(id=i + 1, name=c)
+                                                    for i, c in enumerate(categories)])))
+        return str(path)
+
+    rooted = dict(image_root='img')
+    cases = [
+        ((coco_file('a.json', ['x'], rooted), coco_file('b.json', ['y'], rooted)),
+         'list different categories'),
+        ((coco_file('c.json', ['x'], {}), coco_file('d.json', ['x'], {})), '--img-dirs'),
+        ((coco_file('e.json', [], rooted), coco_file('f.json', ['x'], rooted)), 'e.json: no `categories`'),
+        ((str(tmp_path / 'absent.json'), coco_file('g.json', ['x'], rooted)), 'absent.json'),
+    ]
+    for data, words in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            load_tool('tools/misc/create_config.py').main(
+                ['--data', *data, '--out', str(tmp_path / 'out.py')])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and words in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'out.py').exists()

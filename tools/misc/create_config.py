@@ -12,11 +12,12 @@ warmup, the validation interval. The shipped ``configs/yolov7/yolov7_{tiny,l}_cu
 this script's output for the cards dataset (a test keeps them in sync).
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Sequence, Tuple
+
+from yolov7_mmdet.datasets.sources import load_coco_dict
 
 # Augmentation of the official hyp files per model: (max_translate_ratio, scaling_ratio_range,
 # mixup_prob); tiny: hyp.scratch.tiny.yaml, l / x: hyp.scratch.p5.yaml.
@@ -130,18 +131,18 @@ sync_bn = 'torch'  # multi-GPU (tools/dist_train.sh); ignored on one GPU or CPU
 
 def categories_of(ann_file: Path) -> Tuple[Tuple[str, ...], str]:
     """``(class names in id order, info.image_root or '')`` of a COCO JSON; errors name the file."""
-    if not ann_file.is_file():
-        raise FileNotFoundError(f'COCO JSON not found: {ann_file}')
-    try:
-        coco = json.loads(ann_file.read_text(encoding='utf-8'))
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{ann_file}: not valid JSON ({error})') from None
+    coco = load_coco_dict(ann_file)
     categories = sorted(coco.get('categories') or [], key=lambda category: category['id'])
     if not categories:
         raise ValueError(f'{ann_file}: no `categories`; convert it with '
                          'tools/dataset_converters/to_coco.py')
     image_root = (coco.get('info') or {}).get('image_root', '')
     return tuple(str(category['name']) for category in categories), image_root
+
+
+def as_folder(path: str) -> str:
+    """``path`` ending in one ``/`` (mmdet joins ``data_prefix`` and ``file_name`` as strings)."""
+    return path.rstrip('/') + '/'
 
 
 def render_config(*, model: str, train_ann: str, val_ann: str, train_img: str, val_img: str,
@@ -168,11 +169,10 @@ def render_config(*, model: str, train_ann: str, val_ann: str, train_img: str, v
         raise ValueError(f'--size {size}: must be a positive multiple of {MAX_STRIDE}')
     if batch <= 0 or epochs <= 0:
         raise ValueError(f'--batch {batch} and --epochs {epochs} must be positive')
-    folder = lambda path: path.rstrip('/') + '/'  # noqa: E731  (mmdet joins prefix + file_name)
     spec = MODELS[model]
     return TEMPLATE.format(
         model=model, configs=configs_dir, base=spec['base'], schedule=spec['schedule'],
-        train_ann=train_ann, val_ann=val_ann, train_img=folder(train_img), val_img=folder(val_img),
+        train_ann=train_ann, val_ann=val_ann, train_img=as_folder(train_img), val_img=as_folder(val_img),
         classes=repr(tuple(classes)), size=size, max_stride=MAX_STRIDE, batch=batch, epochs=epochs,
         translate=spec['translate'], scale=spec['scale'], mixup=spec['mixup'])
 

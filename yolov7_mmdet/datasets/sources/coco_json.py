@@ -140,7 +140,7 @@ def read_coco_json(ann_file: Union[str, Path], *, image_root: Union[str, Path],
         ValueError: Naming ``ann_file``, when it is not JSON, not a COCO dict, or has no categories.
     """
     issues = issues if issues is not None else DataIssues()
-    coco = _load_coco_dict(Path(ann_file))
+    coco = load_coco_dict(Path(ann_file))
     categories = sorted(coco.get('categories') or [], key=lambda category: category['id'])
     if not categories and classes is None:
         raise ValueError(f'{ann_file}: no `categories`, so no class names; give them with --classes')
@@ -181,8 +181,9 @@ def read_coco_json(ann_file: Union[str, Path], *, image_root: Union[str, Path],
     return DetectionData(classes=names, images=records, issues=issues)
 
 
-def _load_coco_dict(ann_file: Path) -> dict:
-    """The parsed JSON of ``ann_file``; errors name the file."""
+def load_coco_dict(ann_file: Union[str, Path]) -> dict:
+    """The parsed JSON of a COCO file; errors (missing, empty, not JSON, not an object) name it."""
+    ann_file = Path(ann_file)
     if not ann_file.is_file():
         raise FileNotFoundError(f'COCO JSON not found: {ann_file}')
     text = ann_file.read_text(encoding='utf-8')
