@@ -127,3 +127,15 @@ def test_refitted_anchors_reach_the_checkpoint_and_tools_test(tmp_path, unformat
     from_checkpoint = check_anchors.main([str(config), '--generations', '50',
                                           '--checkpoint', str(tmp_path / 'work' / 'epoch_1.pth')])
     assert from_checkpoint.bpr_before == 1.0 and not from_checkpoint.refitted
+
+
+def test_resumed_training_keeps_the_checkpoint_anchors():
+    """On --resume the runner has loaded the checkpoint (anchors included) before ``before_train``;
+    the hook must neither read the data nor touch the anchors (the fake runner has neither)."""
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from yolov7_mmdet.engine.hooks import AutoAnchorHook
+    runner = SimpleNamespace(iter=37, logger=mock.Mock())
+    AutoAnchorHook().before_train(runner)
+    assert 'keeps the checkpoint' in runner.logger.info.call_args.args[0]
