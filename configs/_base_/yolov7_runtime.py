@@ -7,7 +7,8 @@ On top of mmdet's default runtime it:
     checkpoint; ``last_checkpoint`` always names a complete file) every epoch, keeping the last 3 and
     the best one (``save_best='auto'``: the first metric of the evaluator, e.g. coco/bbox_mAP);
   * stops at the first NaN/inf loss component, before the EMA or a checkpoint sees it;
-  * saves the random generators' state in checkpoints and restores it on ``--resume``.
+  * saves the random generators' state in checkpoints and restores it on ``--resume``;
+  * refuses a config whose input sizes disagree (``InputSizeCheckHook``; TTA included).
 Child configs may override ``default_hooks.checkpoint`` (interval, max_keep_ckpts) and ``sync_bn``.
 """
 _base_ = 'mmdet::_base_/default_runtime.py'
@@ -20,8 +21,9 @@ default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto',
                     save_param_scheduler=False))  # no mmengine schedulers: YOLOv7ParamSchedulerHook
 # DatasetClassesCheckHook: a num_classes that does not fit the dataset is a clear error before training.
+# InputSizeCheckHook: pipeline sizes (TTA included) that differ from the loss img_size are an error.
 custom_hooks = [dict(type='StopOnNonFiniteLossHook'), dict(type='RNGStateHook'),
-                dict(type='DatasetClassesCheckHook')]
+                dict(type='DatasetClassesCheckHook'), dict(type='InputSizeCheckHook')]
 
 env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs
 

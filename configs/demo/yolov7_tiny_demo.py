@@ -3,6 +3,7 @@
 # 10 minutes of training on 2 idle CPU cores. The official tiny recipe (mosaic 4/9, affine, mixup,
 # HSV, flip; SGD, warmup, cosine, EMA), scaled down: 128 x 128 inputs, batch 8 with no gradient
 # accumulation (nominal batch 8), a one-epoch warmup, 30 epochs, a checkpoint every epoch.
+# Every size (train, test, test-time augmentation, loss img_size) is img_scale below.
 # Measured runs are in configs/yolov7/README.md ("Demo").
 _base_ = '../yolov7/yolov7_tiny_8xb16-300e_coco.py'
 
@@ -33,6 +34,19 @@ test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
+]
+tta_pipeline = [  # tools/test.py --tta: at img_scale too (the base's is 640 px)
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug',
+         transforms=[
+             [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+             [dict(type='Resize', scale=img_scale, keep_ratio=True)],
+             [dict(type='YOLOv7Letterbox', scale=img_scale, pad_val=114, allow_scale_up=False)],
+             [dict(type='LoadAnnotations', with_bbox=True)],
+             [dict(type='PackDetInputs',
+                   meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                              'pad_param', 'flip', 'flip_direction'))],
+         ])
 ]
 
 train_dataloader = dict(

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VARIANT_CONFIGS = sorted((REPO_ROOT / 'configs' / 'yolov7').glob('yolov7_*.py'))
+VARIANT_CONFIGS = sorted((REPO_ROOT / 'configs' / 'yolov7').glob('yolov7_*_coco.py'))  # not *_custom.py
 ARCHS = ('tiny', 'l', 'x', 'w6', 'e6', 'd6', 'e6e')
 
 # Official training-graph parameter counts (80 classes), from /work/shared/REFERENCE.md.

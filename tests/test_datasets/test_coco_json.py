@@ -121,9 +121,11 @@ def test_converter_cli_voc_with_split_and_class_list(tmp_path, voc_folder):
     assert [a['iscrowd'] for a in coco['annotations']] == [0, 1]
 
 
-def test_converter_cli_yolo_images_need_classes(tmp_path):
-    with pytest.raises(SystemExit, match='needs --classes'):
+def test_converter_cli_yolo_images_need_classes(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         load_converter().main(['yolo', '--images', str(tmp_path), '--out', str(tmp_path / 'o.json')])
+    assert exit_info.value.code == 2
+    assert 'needs --classes' in capsys.readouterr().err
 
 
 def test_shared_raccoon_converts_and_loads(shared_datasets, tmp_path):

@@ -26,6 +26,8 @@ def official_style_state(model) -> dict:
     officials_of = dict(layout)
     state = {}
     for key, value in model.state_dict().items():
+        if key == 'bbox_head.anchors':  # the official anchor_grid: added by the tests that need it
+            continue
         prefix, _, suffix = key.rpartition('.')
         while prefix not in officials_of:  # climb to the module the layout names
             assert prefix, f'{key} is not covered by the official layout'

@@ -18,11 +18,22 @@ Every command reads its format, skips or repairs dirty data (counted in one warn
     python tools/dataset_converters/to_coco.py coco instances_train2017.json \\
         --image-root data/coco/train2017 --out data/coco/train2017_clean.json
 
-``--classes``: names, or one .txt (a name per line) / .yaml (``names``) / .pbtxt (label map) file,
-or ``coco`` (the 80 COCO names). Without it, VOC uses the sorted object names found and COCO the
-file's categories; YOLO txt needs it (or ``--data``), since its rows hold class ids only.
+``--classes``: names (one name is fine: ``--classes kangaroo``), or one .txt (a name per line) /
+.yaml (``names``) / .pbtxt (label map) file, or ``coco`` (the 80 COCO names). Without it, VOC uses
+the sorted object names found and COCO the file's categories; YOLO txt needs it (or ``--data``),
+since its rows hold class ids only.
+
+Every skipped or repaired file is listed in ``<out>.issues.txt`` beside the output (the warning
+names the first few). Images whose every box was dropped are skipped unless
+``--keep-images-with-bad-boxes``. A mistake on the command line or in the input (missing file, bad
+yaml, ``nc`` that does not match ``names``, no box at all) prints one ``error:`` line and exits with
+status 2; ``--debug`` shows the traceback instead.
 """
 import argparse
+import sys
+from pathlib import Path
+
+import yaml
 
 from yolov7_mmdet.datasets.sources import (read_coco_json, read_data_yaml, read_voc,
                                            read_yolo_txt, save_as_coco, voc_annotation_files)
@@ -36,7 +47,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     common.add_argument('--image-root', help='folder file_names are relative to (coco: in the input '
                         'too); default: the deepest folder holding every image')
     common.add_argument('--no-decode', action='store_true',
-                        help='read image headers only (faster; corrupt pixels are not caught)')
+                        help='read image headers only (faster, but truncated or corrupt images are '
+                        'not caught here; training then stops at the first one)')
+    common.add_argument('--drop-images-with-bad-boxes', action=argparse.BooleanOptionalAction,
+                        default=True, help='skip images whose every box was dropped (unknown class, '
+                        'bad coordinates) instead of keeping them as background images, which '
+                        'would teach that their objects are not there (default: skip; '
+                        '--no-drop-images-with-bad-boxes keeps them)')
+    common.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error instead of one line')
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     formats = parser.add_subparsers(dest='format', required=True)
@@ -57,34 +76,56 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+class UsageError(ValueError):
+    """A command line that cannot work (reported in one line, exit status 2)."""
+
+
 def read_dataset(args: argparse.Namespace):
     """``(DetectionData, name for the warning)`` of the parsed command line."""
-    decode = not args.no_decode
+    options = dict(decode=not args.no_decode,
+                   drop_images_with_bad_boxes=args.drop_images_with_bad_boxes)
     if args.format == 'voc':
+        if args.split and not Path(args.split).is_file():
+            raise FileNotFoundError(f'split file not found: {args.split}')
         xml_files = voc_annotation_files(args.ann_dir, args.split)
+        if not xml_files:
+            raise FileNotFoundError(f'no .xml file in {args.ann_dir}')
         return read_voc(xml_files, image_dir=args.img_dir, classes=args.classes,
-                        decode=decode), args.ann_dir
+                        **options), args.ann_dir
     if args.format == 'coco':
         if not args.image_root:
-            raise SystemExit('coco needs --image-root (the folder its file_names are relative to)')
+            raise UsageError('coco needs --image-root (the folder its file_names are relative to)')
         return read_coco_json(args.ann_file, image_root=args.image_root, classes=args.classes,
-                              decode=decode), args.ann_file
+                              **options), args.ann_file
     if args.data:
         data_yaml = read_data_yaml(args.data)
         if args.split not in data_yaml.splits:
-            raise SystemExit(f'{args.data} has no {args.split!r} split ({sorted(data_yaml.splits)})')
+            raise UsageError(f'{args.data} has no {args.split!r} split ({sorted(data_yaml.splits)})')
         images, classes, name = data_yaml.splits[args.split], data_yaml.names, args.data
     else:
         if not args.classes:
-            raise SystemExit('yolo --images needs --classes (YOLO txt rows hold class ids only)')
+            raise UsageError('yolo --images needs --classes (YOLO txt rows hold class ids only)')
         images, classes, name = args.images, args.classes, ' '.join(args.images)
-    return read_yolo_txt(images, classes=classes, decode=decode), name
+    return read_yolo_txt(images, classes=classes, **options), name
+
+
+def convert(args: argparse.Namespace) -> str:
+    """Read, check and write the dataset of the parsed command line; returns the config line."""
+    data, name = read_dataset(args)
+    return save_as_coco(data, args.out, name=name, image_root=args.image_root)
 
 
 def main(argv=None) -> str:
+    """Run the command line; a usage or data error prints one line and exits with status 2."""
     args = parse_args(argv)
-    data, name = read_dataset(args)
-    snippet = save_as_coco(data, args.out, name=name, image_root=args.image_root)
+    try:
+        snippet = convert(args)
+    except (OSError, ValueError, KeyError, yaml.YAMLError) as error:
+        if args.debug:
+            raise
+        message = str(error) if not isinstance(error, KeyError) else f'missing key {error}'
+        print(f'error: {message}  (--debug shows the traceback)', file=sys.stderr)
+        raise SystemExit(2) from None
     print(snippet)
     return snippet
 

@@ -46,7 +46,8 @@ def build_runner(cfg: Config) -> Runner:
 def find_state_dict_mismatches(model: nn.Module, state_dict: dict) -> list[str]:
     """Describe the parameters and buffers where a state dict does not fit a model (empty: fits)."""
     expected = model.state_dict()
-    problems = [f'missing: {key}' for key in expected if key not in state_dict]
+    problems = [f'missing: {key}' for key in expected
+                if key not in state_dict and not _is_optional_key(model, key)]
     problems += [f'unexpected: {key}' for key in state_dict if key not in expected]
     problems += [
         f'shape of {key}: checkpoint {tuple(value.shape)} vs model {tuple(expected[key].shape)}'
@@ -54,6 +55,14 @@ def find_state_dict_mismatches(model: nn.Module, state_dict: dict) -> list[str]:
         if key in expected and hasattr(value, 'shape') and value.shape != expected[key].shape
     ]
     return problems
+
+
+def _is_optional_key(model: nn.Module, key: str) -> bool:
+    """Whether the module owning ``key`` fills it itself when a checkpoint lacks it
+    (``optional_state_keys``, e.g. ``YOLOv7Head.anchors``)."""
+    module_name, _, name = key.rpartition('.')
+    owner = model.get_submodule(module_name) if module_name else model
+    return name in getattr(owner, 'optional_state_keys', ())
 
 
 def check_checkpoint_fits(model: nn.Module, checkpoint: str) -> None:

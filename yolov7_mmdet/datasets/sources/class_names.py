@@ -8,7 +8,10 @@ Accepted sources (:func:`load_class_names`):
 - a ``.yaml``/``.yml`` file with ``names`` (a list, or a ``{id: name}`` mapping as in newer YOLO
   data yamls), checked against ``nc`` when present;
 - a ``.pbtxt`` TensorFlow label map (``item { id: 1 name: 'nine' }``), ordered by ``id``;
-- any other text file: one name per line (blank lines skipped).
+- any other text file: one name per line (blank lines skipped);
+- any other string that is not an existing file and does not look like a path (no folder separator,
+  no ``.txt``/``.yaml``/``.yml``/``.pbtxt`` suffix): a single class name (``'kangaroo'``), the case
+  of every one-class dataset.
 """
 import re
 from pathlib import Path
@@ -21,6 +24,7 @@ ClassesSource = Union[str, Path, Sequence[str]]
 _PBTXT_ITEM = re.compile(r'item\s*\{(.*?)\}', re.S)
 _PBTXT_ID = re.compile(r'\bid\s*:\s*(\d+)')
 _PBTXT_NAME = re.compile(r'\b(?:display_)?name\s*:\s*[\'"]([^\'"]*)[\'"]')
+_NAMES_FILE_SUFFIXES = frozenset({'.txt', '.yaml', '.yml', '.pbtxt'})
 
 
 def load_class_names(source: ClassesSource) -> Tuple[str, ...]:
@@ -63,13 +67,20 @@ def _names_from_file_or_alias(source: Union[str, Path]) -> Tuple[str, ...]:
         return tuple(CocoDataset.METAINFO['classes'])
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f'class names file not found: {path}')
+        if isinstance(source, Path) or _looks_like_a_path(str(source)):
+            raise FileNotFoundError(f'class names file not found: {path}')
+        return (str(source),)
     text = path.read_text(encoding='utf-8')
     if path.suffix.lower() in ('.yaml', '.yml'):
         return names_from_data_yaml(yaml.safe_load(text) or {}, str(path))
     if path.suffix.lower() == '.pbtxt':
         return _names_from_label_map(text, path)
     return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _looks_like_a_path(text: str) -> bool:
+    return ('/' in text or '\\' in text
+            or Path(text).suffix.lower() in _NAMES_FILE_SUFFIXES)
 
 
 def _names_from_label_map(text: str, path: Path) -> Tuple[str, ...]:

@@ -51,7 +51,8 @@ class DetectionData:
 
 def build_record(image_path: Path, *, bboxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
                  issues: DataIssues, annotated_size: Optional[Tuple[int, int]] = None,
-                 normalized: bool = False, decode: bool = True) -> Optional[ImageRecord]:
+                 normalized: bool = False, decode: bool = True, dropped_before: int = 0,
+                 drop_images_with_bad_boxes: bool = True) -> Optional[ImageRecord]:
     """Check one image file and bring its boxes into its decoded pixel frame; ``None`` to skip it.
 
     Args:
@@ -67,20 +68,26 @@ def build_record(image_path: Path, *, bboxes: np.ndarray, labels: np.ndarray, ig
             and are moved (``exif_boxes_rotated``). Otherwise boxes are taken as decoded-frame.
         normalized (bool): Boxes are fractions of the decoded size (YOLO txt). Defaults to False.
         decode (bool): Decode all pixels to catch corrupt files (else read the header only).
+        dropped_before (int): Annotations of this image the reader already dropped (malformed,
+            unknown class); they count towards ``all_boxes_dropped``.
+        drop_images_with_bad_boxes (bool): Skip an image whose every annotation was dropped
+            (``all_boxes_dropped``) instead of keeping it as a background image, which would teach
+            the model that its objects are not there. Defaults to True.
 
     Returns:
-        ImageRecord | None: The record, or ``None`` when the image is missing or unreadable.
+        ImageRecord | None: The record, or ``None`` when the image is missing or unreadable, or
+        lost every annotation and ``drop_images_with_bad_boxes``.
     """
     image_path = Path(image_path)
     if not image_path.is_file():
-        issues.add('missing_image')
+        issues.add('missing_image', source=image_path)
         return None
     probe = probe_image(image_path, decode=decode)
     if probe is None:
-        issues.add('unreadable_image')
+        issues.add('unreadable_image', source=image_path)
         return None
-    issues.add('extension_mismatch', not probe.suffix_fits(image_path))
-    issues.add('exif_oriented', probe.orientation != 1)
+    issues.add('extension_mismatch', not probe.suffix_fits(image_path), source=image_path)
+    issues.add('exif_oriented', probe.orientation != 1, source=image_path)
 
     width, height = probe.size
     bboxes = np.asarray(bboxes, dtype=np.float32).reshape(-1, 4)
@@ -90,12 +97,17 @@ def build_record(image_path: Path, *, bboxes: np.ndarray, labels: np.ndarray, ig
         if annotated_size == probe.stored_size:
             bboxes = exif_to_decoded_frame(bboxes, orientation=probe.orientation,
                                            stored_size=probe.stored_size)
-            issues.add('exif_boxes_rotated')
+            issues.add('exif_boxes_rotated', source=image_path)
         else:
-            issues.add('size_mismatch')
+            issues.add('size_mismatch', source=image_path)
 
+    annotated = len(bboxes) + dropped_before
     bboxes, labels, ignore = clean_boxes(bboxes, labels, ignore, width=width, height=height,
-                                         issues=issues)
-    issues.add('background_image', len(bboxes) == 0)
+                                         issues=issues, source=image_path)
+    if annotated and not len(bboxes):
+        issues.add('all_boxes_dropped', source=image_path)
+        if drop_images_with_bad_boxes:
+            return None
+    issues.add('background_image', len(bboxes) == 0, source=image_path)
     return ImageRecord(path=image_path, width=width, height=height, bboxes=bboxes, labels=labels,
                        ignore=ignore)

@@ -38,6 +38,7 @@ class _VocFile:
     filename: str
     size: Optional[Tuple[int, int]]
     objects: List[_VocObject]
+    malformed: int  # objects dropped as unparsable
 
 
 def voc_annotation_files(ann_dir: Path, split_file: Optional[Path] = None) -> List[Path]:
@@ -54,7 +55,7 @@ def voc_annotation_files(ann_dir: Path, split_file: Optional[Path] = None) -> Li
 
 def read_voc(xml_files: Iterable[Path], *, image_dir: Optional[Path] = None,
              classes: Optional[ClassesSource] = None, issues: Optional[DataIssues] = None,
-             decode: bool = True) -> DetectionData:
+             decode: bool = True, drop_images_with_bad_boxes: bool = True) -> DetectionData:
     """Read VOC XML files into :class:`DetectionData`.
 
     Args:
@@ -66,6 +67,8 @@ def read_voc(xml_files: Iterable[Path], *, image_dir: Optional[Path] = None,
             are dropped and counted. ``None``: the sorted distinct object names found.
         issues (DataIssues, optional): Counter to add to (a new one by default).
         decode (bool): Decode every image to catch corrupt files. Defaults to True.
+        drop_images_with_bad_boxes (bool): Skip images whose every object was dropped (see
+            :func:`build_record`). Defaults to True.
 
     Returns:
         DetectionData: Classes, usable images and the counts of what was skipped or repaired.
@@ -79,13 +82,15 @@ def read_voc(xml_files: Iterable[Path], *, image_dir: Optional[Path] = None,
     images = []
     for voc in parsed:
         known = [obj for obj in voc.objects if obj.name in label_of]
-        issues.add('unknown_class', len(voc.objects) - len(known))
+        unknown = len(voc.objects) - len(known)
+        issues.add('unknown_class', unknown, source=voc.xml_path)
         record = build_record(
             _find_image(voc, image_dir),
             bboxes=np.array([obj.bbox for obj in known], dtype=np.float32).reshape(-1, 4),
             labels=np.array([label_of[obj.name] for obj in known], dtype=np.int64),
             ignore=np.array([obj.difficult for obj in known], dtype=bool),
-            issues=issues, annotated_size=voc.size, decode=decode)
+            issues=issues, annotated_size=voc.size, decode=decode,
+            dropped_before=unknown + voc.malformed, drop_images_with_bad_boxes=drop_images_with_bad_boxes)
         if record is not None:
             images.append(record)
     return DetectionData(classes=names, images=images, issues=issues)
@@ -94,22 +99,19 @@ def read_voc(xml_files: Iterable[Path], *, image_dir: Optional[Path] = None,
 def _parse_xml(xml_path: Path, issues: DataIssues) -> Optional[_VocFile]:
     """One XML file; a missing or unparsable file is a ``missing_image``/``malformed_row``."""
     if not xml_path.is_file():
-        issues.add('missing_image')
+        issues.add('missing_image', source=xml_path)
         return None
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError:
-        issues.add('malformed_row')
+        issues.add('malformed_row', source=xml_path)
         return None
-    objects = []
-    for element in root.iter('object'):
-        obj = _parse_object(element)
-        if obj is None:
-            issues.add('malformed_row')
-        else:
-            objects.append(obj)
+    parsed = [_parse_object(element) for element in root.iter('object')]
+    objects = [obj for obj in parsed if obj is not None]
+    issues.add('malformed_row', len(parsed) - len(objects), source=xml_path)
     return _VocFile(xml_path=xml_path, filename=(root.findtext('filename') or '').strip(),
-                    size=_parse_size(root.find('size')), objects=objects)
+                    size=_parse_size(root.find('size')), objects=objects,
+                    malformed=len(parsed) - len(objects))
 
 
 def _parse_object(element: ET.Element) -> Optional[_VocObject]:

@@ -36,18 +36,42 @@ def read_data_yaml(path: Union[str, Path]) -> YoloDataYaml:
     """Read a YOLO data yaml (``train``/``val``/``test``, ``names``, optional ``nc`` and ``path``).
 
     Relative split paths are resolved against ``path`` when given (itself relative to the yaml's
-    folder), else against the yaml's folder.
+    folder), else against the yaml's folder. A split path that does not exist (another machine's
+    absolute path, or a ``../train/images`` of an export moved elsewhere) is looked for under the
+    yaml's folder, by its trailing components, longest first (:func:`find_beside_yaml`).
+
+    Raises:
+        FileNotFoundError: If the yaml cannot be found.
+        ValueError: If the yaml is not a mapping or its ``names`` / ``nc`` are wrong.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'data yaml not found: {path}')
     data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: a YOLO data yaml must be a mapping (train/val/names), '
+                         f'got {type(data).__name__}')
     root = path.parent / data['path'] if data.get('path') else path.parent
     splits = {}
     for split in ('train', 'val', 'test'):
         entry = data.get(split)
         if entry:
             entries = entry if isinstance(entry, (list, tuple)) else [entry]
-            splits[split] = [root / str(item) for item in entries]
+            splits[split] = [find_beside_yaml(root / str(item), path) for item in entries]
     return YoloDataYaml(splits=splits, names=names_from_data_yaml(data, str(path)))
+
+
+def find_beside_yaml(split_path: Path, yaml_path: Path) -> Path:
+    """``split_path`` if it exists, else the first existing ``<yaml folder>/<its last k parts>``
+    for k from all parts down to 2 (1 for a one-part path; ``..`` and the root skipped), else
+    ``split_path`` unchanged (reading it then fails with its name)."""
+    if split_path.exists():
+        return split_path
+    parts = [part for part in split_path.parts if part not in ('..', '.', split_path.anchor)]
+    shortest = min(2, len(parts))  # a lone `images` could be another split's folder
+    tails = (yaml_path.parent.joinpath(*parts[start:])
+             for start in range(len(parts) - shortest + 1))
+    return next((tail for tail in tails if tail.exists()), split_path)
 
 
 def yolo_label_path(image_path: Path) -> Path:
@@ -75,7 +99,8 @@ def list_yolo_images(source: ImagesSource) -> List[Path]:
 
 
 def read_yolo_txt(images: ImagesSource, *, classes: ClassesSource,
-                  issues: Optional[DataIssues] = None, decode: bool = True) -> DetectionData:
+                  issues: Optional[DataIssues] = None, decode: bool = True,
+                  drop_images_with_bad_boxes: bool = True) -> DetectionData:
     """Read a YOLO txt dataset into :class:`DetectionData`.
 
     Args:
@@ -85,6 +110,8 @@ def read_yolo_txt(images: ImagesSource, *, classes: ClassesSource,
             rows with a class id outside ``0..len(classes)-1`` are dropped and counted.
         issues (DataIssues, optional): Counter to add to (a new one by default).
         decode (bool): Decode every image to catch corrupt files. Defaults to True.
+        drop_images_with_bad_boxes (bool): Skip images whose every row was dropped (see
+            :func:`build_record`). Defaults to True.
 
     Returns:
         DetectionData: Classes, usable images and the counts of what was skipped or repaired.
@@ -94,31 +121,36 @@ def read_yolo_txt(images: ImagesSource, *, classes: ClassesSource,
     image_paths = list_yolo_images(images)
     records = []
     for image_path in image_paths:
-        bboxes, labels = _read_label_file(yolo_label_path(image_path), len(names), issues)
+        bboxes, labels, dropped = _read_label_file(yolo_label_path(image_path), len(names), issues)
         record = build_record(image_path, bboxes=bboxes, labels=labels,
                               ignore=np.zeros(len(labels), dtype=bool), issues=issues,
-                              normalized=True, decode=decode)
+                              normalized=True, decode=decode, dropped_before=dropped,
+                              drop_images_with_bad_boxes=drop_images_with_bad_boxes)
         if record is not None:
             records.append(record)
-    issues.add('orphan_label_file', _count_orphan_label_files(images, image_paths))
+    for orphan in _orphan_label_files(images, image_paths):
+        issues.add('orphan_label_file', source=orphan)
     return DetectionData(classes=names, images=records, issues=issues)
 
 
 def _read_label_file(label_path: Path, num_classes: int,
-                     issues: DataIssues) -> Tuple[np.ndarray, np.ndarray]:
-    """``(N, 4)`` normalised ``x1, y1, x2, y2`` and ``(N,)`` labels of one label file."""
-    boxes, labels = [], []
+                     issues: DataIssues) -> Tuple[np.ndarray, np.ndarray, int]:
+    """``(N, 4)`` normalised ``x1, y1, x2, y2``, ``(N,)`` labels and the number of rows dropped."""
+    boxes, labels, dropped = [], [], 0
     if label_path.is_file():
         for line in label_path.read_text().splitlines():
             row = _parse_row(line)
             if row is None:
-                issues.add('malformed_row', bool(line.strip()))
+                issues.add('malformed_row', bool(line.strip()), source=label_path)
+                dropped += bool(line.strip())
             elif not 0 <= row[0] < num_classes:
-                issues.add('unknown_class')
+                issues.add('unknown_class', source=label_path)
+                dropped += 1
             else:
                 labels.append(row[0])
                 boxes.append(row[1])
-    return np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(labels, dtype=np.int64)
+    return (np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(labels, dtype=np.int64),
+            dropped)
 
 
 def _parse_row(line: str) -> Optional[Tuple[int, Tuple[float, float, float, float]]]:
@@ -139,14 +171,14 @@ def _parse_row(line: str) -> Optional[Tuple[int, Tuple[float, float, float, floa
     return None
 
 
-def _count_orphan_label_files(images: ImagesSource, image_paths: Iterable[Path]) -> int:
+def _orphan_label_files(images: ImagesSource, image_paths: Iterable[Path]) -> List[Path]:
     """Label files under the ``labels`` twin of each image *folder* given, matching no image.
 
     Image *lists* are not checked: their label folders may be shared with other splits.
     """
     folders = [images] if isinstance(images, (str, Path)) else list(images)
     claimed = {yolo_label_path(path) for path in image_paths}
-    orphans = 0
+    orphans = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             continue
@@ -155,6 +187,6 @@ def _count_orphan_label_files(images: ImagesSource, image_paths: Iterable[Path])
             candidates = folder.rglob('*.txt')
         else:
             candidates = labels_dir.rglob('*.txt') if labels_dir.is_dir() else ()
-        orphans += sum(1 for path in candidates
-                       if path.name not in _NOT_LABEL_FILES and path not in claimed)
+        orphans += [path for path in sorted(candidates)
+                    if path.name not in _NOT_LABEL_FILES and path not in claimed]
     return orphans

@@ -105,7 +105,8 @@ class YOLOv7Head(BaseDenseHead):
         self.in_channels = tuple(in_channels)
         self.prior_objects_per_image = prior_objects_per_image
         self.prior_class_probability = prior_class_probability
-        self.register_buffer('anchors', anchors_tensor, persistent=False)  # (L, A, 2) pixels
+        # (L, A, 2) pixels; saved in checkpoints, since AutoAnchorHook may re-fit them to the data
+        self.register_buffer('anchors', anchors_tensor)
         self.register_buffer('strides', torch.as_tensor(strides, dtype=torch.float32, device='cpu'),
                              persistent=False)
         self.train_cfg = train_cfg
@@ -136,6 +137,24 @@ class YOLOv7Head(BaseDenseHead):
         loss = dict(loss)
         loss.setdefault('num_classes', num_classes)
         self.loss_module = MODELS.build(loss)
+
+    # State dict keys a checkpoint may lack: the head then keeps the config's anchors (checkpoints
+    # written before anchors were saved, and converted official weights, whose anchors the
+    # converter checked equal to the config's). tools/test.py's fit check honours this.
+    optional_state_keys = ('anchors',)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        for key in self.optional_state_keys:
+            state_dict.setdefault(prefix + key, getattr(self, key))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def set_anchors(self, anchors: Tensor) -> None:
+        """Replace the anchors (``(L, A, 2)`` pixels, the current shape) in place."""
+        anchors = torch.as_tensor(anchors, dtype=self.anchors.dtype, device=self.anchors.device)
+        if anchors.shape != self.anchors.shape:
+            raise ValueError(f'new anchors have shape {tuple(anchors.shape)}, the head '
+                             f'{tuple(self.anchors.shape)} (levels, anchors per level, 2)')
+        self.anchors.copy_(anchors)
 
     # ----------------------------------------------------------------------------------------- init
     def init_weights(self) -> None:

@@ -154,4 +154,5 @@ def convert_official_state_dict(state: Mapping[str, Tensor], model: nn.Module, *
         theirs = anchor_grid.float().reshape(model.bbox_head.anchors.shape)  # (L, 1, A, 1, 1, 2) -> (L, A, 2)
         if not torch.equal(theirs.cpu(), model.bbox_head.anchors.cpu()):
             raise ValueError(f'official anchors {theirs.tolist()} differ from the head\'s')
+    converted['bbox_head.anchors'] = model.bbox_head.anchors.detach().clone()  # a saved buffer
     return converted
