@@ -143,11 +143,6 @@ class YOLOv7Head(BaseDenseHead):
     # converter checked equal to the config's). tools/test.py's fit check honours this.
     optional_state_keys = ('anchors',)
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
-        for key in self.optional_state_keys:
-            state_dict.setdefault(prefix + key, getattr(self, key))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def set_anchors(self, anchors: Tensor) -> None:
         """Replace the anchors (``(L, A, 2)`` pixels, the current shape) in place."""
         anchors = torch.as_tensor(anchors, dtype=self.anchors.dtype, device=self.anchors.device)
@@ -178,7 +173,10 @@ class YOLOv7Head(BaseDenseHead):
                               unexpected_keys, error_msgs) -> None:
         """Also take prediction convs trained for another ``num_classes`` (fine-tuning): see
         :func:`~.class_rows.load_box_rows_only`; what was skipped is reported in ``error_msgs``, so
-        mmengine's lenient load (``load_from``) logs it and torch's ``load_state_dict`` still refuses."""
+        mmengine's lenient load (``load_from``) logs it and torch's ``load_state_dict`` still refuses.
+        A checkpoint without ``optional_state_keys`` keeps the head's own values for them."""
+        for key in self.optional_state_keys:
+            state_dict.setdefault(prefix + key, getattr(self, key))
         skipped = load_box_rows_only(self, state_dict, prefix)
         if skipped:
             error_msgs.append(skipped)
