@@ -66,7 +66,7 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
                 resume: bool = False,
                 model: nn.Module | None = None, checkpoint: dict | None = None,
                 extra_hooks: list | None = None, optim_type: str = 'YOLOv7OptimWrapper',
-                rng_hook: bool = True) -> Runner:
+                rng_hook: bool = True, auto_scale_lr: dict | None = None) -> Runner:
     """A real mmengine Runner with the YOLOv7 engine: constructor, schedule, EMA, checks, checkpoints,
     random state.
 
@@ -97,6 +97,7 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
                       *([dict(type='RNGStateHook')] if rng_hook else []), *(extra_hooks or [])],
         default_scope='mmdet',
         randomness=dict(seed=0),
+        auto_scale_lr=auto_scale_lr,
         resume=resume,
         log_level='WARNING',
     )
