@@ -62,8 +62,8 @@ def configure_distributed(cfg: Config) -> None:
         broadcast_buffers=False, find_unused_parameters=cfg.get('find_unused_parameters', False))
     if wrapper_cfg.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
         cfg.model_wrapper_cfg = dict(wrapper_cfg, type=CPU_DDP_WRAPPER)
-    if not is_distributed():
-        with mock.patch.object(torch.cuda, 'set_device', lambda device: None):
+    if not is_distributed():  # mmengine's runner then skips its own init_dist
+        with mock.patch.object(torch.cuda, 'set_device', lambda device: None):  # only for this call
             init_dist(cfg.launcher, **dist_cfg)
 
 
