@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Multi-GPU / multi-node training with torchrun and mmengine's pytorch launcher.
-#   bash tools/dist_train.sh CONFIG GPUS [train.py flags...]
-# Multi-node: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=<node 0 address> PORT=29500 on every node.
+# Distributed training with torchrun and mmengine's pytorch launcher, on GPUs or on CPUs alone.
+#   bash tools/dist_train.sh CONFIG NPROC [train.py flags...]
+# NPROC processes per node: one per GPU; on a machine without CUDA, CPU processes (gloo backend,
+# SyncBN reverted to BN; chosen by tools/train.py). Multi-node: on every node set
+#   NNODES=2 NODE_RANK=0|1 MASTER_ADDR=<address of node 0> PORT=29500
+# PYTHON selects the interpreter (default: python). See docs/distributed.md.
 set -euo pipefail
 CONFIG=$1
-GPUS=$2
+NPROC=$2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
@@ -12,6 +15,6 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --master_port="$PORT" --nproc_per_node="$GPUS" \
+"${PYTHON:-python}" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" --master_port="$PORT" --nproc_per_node="$NPROC" \
     "$HERE/train.py" "$CONFIG" --launcher pytorch "${@:3}"

@@ -16,3 +16,8 @@ model = dict(
         frozen_stages=-1,
         norm_eval=False),
     neck=dict(in_channels=[512, 1024, 1024], start_level=0))
+
+# This package's safety hooks, as in every config it ships (README "Safety hooks in any config"):
+# atomic checkpoints, a clear error when num_classes or the annotations do not fit, stop on NaN.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+custom_hooks = [dict(type='DatasetClassesCheckHook'), dict(type='StopOnNonFiniteLossHook')]

@@ -17,3 +17,9 @@ model = dict(
         frozen_stages=-1,
         norm_eval=False),
     neck=dict(in_channels=[128, 256, 512]))
+
+# This package's safety hooks, as in every config it ships (README "Safety hooks in any config"):
+# atomic checkpoints, a clear error when num_classes or the annotations do not fit, stop on NaN.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+custom_hooks = _base_.custom_hooks + [
+    dict(type='DatasetClassesCheckHook'), dict(type='StopOnNonFiniteLossHook')]

@@ -66,7 +66,8 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
                 resume: bool = False,
                 model: nn.Module | None = None, checkpoint: dict | None = None,
                 extra_hooks: list | None = None, optim_type: str = 'YOLOv7OptimWrapper',
-                rng_hook: bool = True) -> Runner:
+                rng_hook: bool = True, auto_scale_lr: dict | None = None, seed: int | None = 0,
+                num_workers: int = 0, persistent_workers: bool = False) -> Runner:
     """A real mmengine Runner with the YOLOv7 engine: constructor, schedule, EMA, checks, checkpoints,
     random state.
 
@@ -78,8 +79,9 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
         work_dir=str(work_dir),
         experiment_name=name,
         train_dataloader=dict(
-            dataset=ToyDataset(dataset_length), batch_size=batch_size, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True, seed=0),
+            dataset=ToyDataset(dataset_length), batch_size=batch_size, num_workers=num_workers,
+            persistent_workers=persistent_workers and num_workers > 0,
+            sampler=dict(type='DefaultSampler', shuffle=True),  # seeded with the runner's seed
             collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=dict(
@@ -96,7 +98,8 @@ def make_runner(work_dir, *, name: str, max_epochs: int, batch_size: int = 2, da
                       dict(type='YOLOv7EMAHook', priority=49),
                       *([dict(type='RNGStateHook')] if rng_hook else []), *(extra_hooks or [])],
         default_scope='mmdet',
-        randomness=dict(seed=0),
+        randomness=dict(seed=seed),
+        auto_scale_lr=auto_scale_lr,
         resume=resume,
         log_level='WARNING',
     )

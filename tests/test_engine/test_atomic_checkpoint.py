@@ -68,3 +68,22 @@ def test_hook_prunes_after_saving(tmp_path):
     runner.train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth', 'epoch_3.pth']
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_3.pth')
+
+
+def test_temp_file_of_a_killed_write_is_removed_at_start_up_and_logged(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    child = multiprocessing.get_context('fork').Process(target=_write_and_die, args=(str(path),))
+    child.start()
+    child.join(30)
+    [left_over] = tmp_path.glob('.epoch_1.pth.*.tmp')  # the kill left it
+    not_ours = ['.notes.tmp', 'epoch_1.pth.tmp', '.epoch_1.pth.not-hex.tmp']
+    for name in not_ours:
+        (tmp_path / name).write_text('a user file')
+    runner = make_runner(tmp_path, name='cleanup', max_epochs=1)
+    runner.train()
+    assert not left_over.exists()
+    assert all((tmp_path / name).exists() for name in not_ours)
+    [log_file] = tmp_path.glob('*/*.log')
+    log = log_file.read_text()
+    assert 'Removed 1 temporary file(s) left by an interrupted checkpoint write' in log
+    assert str(left_over) in log

@@ -86,3 +86,15 @@ def test_models_without_a_deploy_switch_are_counted_as_built():
     cfg = Config.fromfile(ROOT / 'configs' / 'backbone_swap' / 'yolox_yolov7-tiny_8xb8-300e_coco.py')
     result = get_flops.count_complexity(cfg, shape=(64, 64))
     assert not result['deployed'] and result['flops'] == 2 * result['macs'] > 0
+
+
+def test_two_stage_swap_config_is_counted_with_its_roi_head():
+    """Faster R-CNN's tensor mode predicts proposals, which needs image metadata."""
+    cfg = Config.fromfile(ROOT / 'configs' / 'backbone_swap' / 'faster-rcnn_yolov7-l_fpn_1x_coco.py')
+    cfg.model.backbone.arch = 'tiny'  # the same detector, a smaller backbone to build
+    cfg.model.neck.in_channels = [64, 128, 256, 512]
+    result = get_flops.count_complexity(cfg, shape=(128, 128))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    assert result['params'] == sum(param.numel() for param in model.parameters())
+    assert result['flops'] == 2 * result['macs'] > 0

@@ -13,15 +13,21 @@ By default the model is switched to its inference graph first (``switch_to_deplo
 vectors folded, aux head dropped, RepConv merged, BN folded), which is the graph the paper measures for
 all models but D6 (whose 806.8 G counts the training graph); ``--training-graph`` skips the switch.
 Configs without a ``switch_to_deploy`` (e.g. the backbone-swap detectors) are counted as they are.
+Two-stage detectors (Faster R-CNN) predict proposals in ``tensor`` mode, which needs the image's
+metadata: the model is counted with that of the zero image, RPN, proposals and RoI head included
+(the RoI head's share depends on how many proposals the zero image gets, up to ``max_per_img``).
 """
 import argparse
 from typing import Dict, Optional, Sequence
 
 import torch
+from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
+from torch import nn
 
 from yolov7_mmdet.models.deploy import switch_to_deploy
 
@@ -37,6 +43,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in tools/train.py')
     return parser.parse_args(argv)
+
+
+class WithImageMeta(nn.Module):
+    """``detector(images, data_samples, mode='tensor')`` with fixed metadata of an unscaled image;
+    the tracer of the counter takes tensors only."""
+
+    def __init__(self, detector: nn.Module, height: int, width: int) -> None:
+        super().__init__()
+        self.detector = detector
+        shape = (height, width)
+        self.data_samples = [DetDataSample(metainfo=dict(
+            img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
+            scale_factor=(1., 1.)))]
+
+    def forward(self, images: torch.Tensor):
+        return self.detector(images, self.data_samples, mode='tensor')
 
 
 def count_complexity(cfg: Config,
@@ -60,6 +82,8 @@ def count_complexity(cfg: Config,
     divisor = getattr(model.backbone, 'size_divisor', 32)
     if height % divisor or width % divisor:
         raise ValueError(f'--shape {height} {width}: both must be multiples of {divisor}')
+    if isinstance(model, TwoStageDetector):
+        model = WithImageMeta(model, height, width)
     with torch.no_grad():
         info = get_model_complexity_info(
             model, inputs=(torch.zeros(1, 3, height, width), ), show_table=show_table, show_arch=False)

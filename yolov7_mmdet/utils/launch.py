@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os.path as osp
 from typing import Optional
+from unittest import mock
 
+import torch
 from mmengine.config import Config
+from mmengine.dist import init_dist, is_distributed
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
@@ -36,8 +39,40 @@ def load_config(config: str, *, cfg_options: Optional[dict] = None, work_dir: Op
     return cfg
 
 
+# Scoped: mmengine's runner looks model wrappers up in its root registry.
+CPU_DDP_WRAPPER = 'mmdet.DeviceAwareDistributedDataParallel'
+
+
+def configure_distributed(cfg: Config) -> None:
+    """Let a distributed launch (``launcher`` other than ``none``) run on GPUs or on CPUs alone.
+
+    With CUDA, nothing changes: mmengine initialises the config's backend (NCCL in mmdet's default
+    runtime). Without CUDA: the backend becomes gloo (NCCL needs GPUs); the process group is
+    initialised here by mmengine's ``init_dist`` (same environment variables for the pytorch, slurm
+    and mpi launchers) with its ``torch.cuda.set_device`` call skipped, which a CPU build of torch
+    lacks; and the model is wrapped by ``DeviceAwareDistributedDataParallel`` (no ``device_ids``,
+    SyncBN reverted to BN with one warning) instead of ``MMDistributedDataParallel``.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = dict(env_cfg.get('dist_cfg', {}), backend='gloo')
+    env_cfg['dist_cfg'] = dist_cfg
+    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
+        broadcast_buffers=False, find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper_cfg.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        cfg.model_wrapper_cfg = dict(wrapper_cfg, type=CPU_DDP_WRAPPER)
+    if not is_distributed():  # mmengine's runner then skips its own init_dist
+        with mock.patch.object(torch.cuda, 'set_device', lambda device: None):  # only for this call
+            init_dist(cfg.launcher, **dist_cfg)
+
+
 def build_runner(cfg: Config) -> Runner:
-    """Build mmengine's runner, or the one named by ``runner_type`` in the config."""
+    """Build mmengine's runner, or the one named by ``runner_type`` in the config.
+
+    A distributed launch is first prepared by :func:`configure_distributed`.
+    """
+    configure_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

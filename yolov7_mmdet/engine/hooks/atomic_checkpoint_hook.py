@@ -17,11 +17,16 @@ mmengine's save function (a subclassed hook alone could not reach the bytes bein
 bookkeeping: write the checkpoint, then ``last_checkpoint`` (atomically), then delete the stale one.
 Remaining window, documented: a new *best* checkpoint is written after the old best is deleted
 (mmengine's ``_save_best_checkpoint``); resuming never needs the best checkpoint.
+
+A kill during a write leaves the hidden temporary file (``.epoch_3.pth.<32 hex digits>.tmp``).
+When training starts, the hook removes the files of exactly that name pattern from the checkpoint
+folder and the work dir (rank 0, local folders only) and logs a warning that lists them.
 """
 from __future__ import annotations
 
 import os
 import os.path as osp
+import re
 import uuid
 
 from mmengine.dist import is_main_process
@@ -31,6 +36,16 @@ from mmengine.hooks import CheckpointHook
 from mmdet.registry import HOOKS
 
 ATOMIC_BACKEND = 'yolov7_atomic_local'
+# '.<file name>.<uuid4 hex>.tmp', the temporary file of atomic_write_bytes
+_TEMP_FILE_NAME = re.compile(r'^\..+\.[0-9a-f]{32}\.tmp$')
+
+
+def stale_temp_files(folder: str) -> list[str]:
+    """The temporary files that :func:`atomic_write_bytes` left in ``folder`` when killed mid-write."""
+    if not osp.isdir(folder):
+        return []
+    return sorted(osp.join(folder, name) for name in os.listdir(folder)
+                  if _TEMP_FILE_NAME.match(name))
 
 
 def _fsync_dir(folder: str) -> None:
@@ -96,6 +111,22 @@ class AtomicCheckpointHook(CheckpointHook):
             backend_args = dict(backend=ATOMIC_BACKEND)
         super().__init__(*args, out_dir=out_dir, backend_args=backend_args,
                          file_client_args=file_client_args, **kwargs)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if is_main_process() and self.backend_args == dict(backend=ATOMIC_BACKEND):
+            self._remove_stale_temp_files(runner)
+
+    def _remove_stale_temp_files(self, runner) -> None:
+        """Remove what an interrupted write left (see the module docstring), and say so."""
+        folders = sorted({osp.abspath(self.out_dir), osp.abspath(runner.work_dir)})
+        stale = [path for folder in folders for path in stale_temp_files(folder)]
+        for path in stale:
+            os.remove(path)
+        if stale:
+            runner.logger.warning(
+                f'Removed {len(stale)} temporary file(s) left by an interrupted checkpoint write: '
+                + ', '.join(stale))
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         """mmengine's bookkeeping, reordered: save, point ``last_checkpoint`` at it, then prune."""

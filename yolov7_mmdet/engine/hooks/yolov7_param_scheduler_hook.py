@@ -155,6 +155,7 @@ class YOLOv7ParamSchedulerHook(Hook):
             group.setdefault('initial_lr', group['lr'])
             if 'momentum' in group:
                 group.setdefault('initial_momentum', group['momentum'])
+        self._log_scaled_base_lr(wrapper)
         runner.logger.info(
             f'YOLOv7 schedule: warmup over iterations 0..{self.schedule.warmup_iters}, then '
             f'{"linear" if self.schedule.linear else "cosine"} decay to lrf='
@@ -173,6 +174,16 @@ class YOLOv7ParamSchedulerHook(Hook):
                 group['momentum'] = schedule.momentum(iteration,
                                                       final_momentum=group['initial_momentum'])
         wrapper.accumulate = schedule.accumulate(iteration)
+
+    @staticmethod
+    def _log_scaled_base_lr(wrapper) -> None:
+        """Make the logged ``base_lr`` the lr0 training uses, after ``auto_scale_lr``.
+
+        mmengine logs ``base_lr`` from ``optimizer.defaults`` (the config's lr), which
+        ``--auto-scale-lr`` does not scale; every group starts from the same lr0 (the constructor).
+        """
+        if getattr(wrapper, 'base_param_settings', None) is not None:
+            wrapper.base_param_settings['lr'] = wrapper.optimizer.param_groups[0]['initial_lr']
 
     @staticmethod
     def _check_runner(runner, wrapper) -> None:
