@@ -1,9 +1,10 @@
 """Evaluate a checkpoint; the flags are mmdet 3.3's ``tools/test.py``.
 
-    python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis] [--tta]
+    python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis] [--tta] [--deploy]
 
 Unlike mmdet's tool, a checkpoint that does not fit the config's model (another variant, another
-``num_classes``) is an error instead of a warning followed by evaluating random weights.
+``num_classes``) is an error instead of a warning followed by evaluating random weights. ``--deploy``
+evaluates (and draws) the model after ``switch_to_deploy()``, the graph that is exported.
 """
 import argparse
 import os
@@ -31,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='override config settings, e.g. test_dataloader.batch_size=4')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (horizontal flip)')
+    parser.add_argument('--deploy', action='store_true',
+                        help='evaluate the inference graph (switch_to_deploy() after loading the checkpoint)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -56,6 +59,8 @@ def main(argv=None) -> None:
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    if args.deploy:
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='SwitchToDeployHook')]
     if args.tta:
         wrap_for_tta(cfg)
     runner = build_runner(cfg)

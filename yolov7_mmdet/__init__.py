@@ -16,6 +16,6 @@ from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
 
 allow_mmengine_checkpoints()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registration)
+from . import datasets, deployment, engine, models  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__', 'config_path', 'check_stack']

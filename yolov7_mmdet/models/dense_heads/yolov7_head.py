@@ -287,7 +287,22 @@ class YOLOv7Head(BaseDenseHead):
             ``(B, N, C)`` (``obj * cls``, or ``obj`` for one class), ``N = sum_i A * H_i * W_i`` ordered
             level, anchor, row, column (the official order).
         """
-        boxes, scores = [], []
+        boxes, objectness, class_probs = self.decode_with_objectness(lead_maps)
+        scores = objectness if self.num_classes == 1 else objectness * class_probs
+        return boxes, scores
+
+    def decode_with_objectness(self, lead_maps: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Decode every prediction of the batch, keeping objectness and class probabilities apart.
+
+        Args:
+            lead_maps (Sequence[Tensor]): ``(B, A*(5+C), H_i, W_i)`` per level.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: boxes ``(B, N, 4)`` xyxy pixels of the network input,
+            objectness ``(B, N, 1)`` and class probabilities ``(B, N, C)`` (sigmoids), in the order of
+            :meth:`decode`.
+        """
+        boxes, objectness, class_probs = [], [], []
         for level, raw in enumerate(lead_maps):
             pred = self._anchor_major(raw)  # (B, A, H, W, 5+C)
             batch, _, height, width, _ = pred.shape
@@ -295,11 +310,10 @@ class YOLOv7Head(BaseDenseHead):
                                             torch.arange(width, device=raw.device), indexing='ij')
             anchor_wh = self.anchors[level].to(pred.dtype).view(1, -1, 1, 1, 2)  # (A, 2) -> (1, A, 1, 1, 2)
             level_boxes = decode_boxes(pred[..., :4], grid_x, grid_y, anchor_wh, self.strides[level])
-            obj = pred[..., 4:5].sigmoid()
-            level_scores = obj if self.num_classes == 1 else obj * pred[..., 5:].sigmoid()
             boxes.append(level_boxes.reshape(batch, -1, 4))  # (B, A, H, W, 4) -> (B, A*H*W, 4)
-            scores.append(level_scores.reshape(batch, -1, self.num_classes))  # -> (B, A*H*W, C)
-        return torch.cat(boxes, dim=1), torch.cat(scores, dim=1)
+            objectness.append(pred[..., 4:5].sigmoid().reshape(batch, -1, 1))  # -> (B, A*H*W, 1)
+            class_probs.append(pred[..., 5:].sigmoid().reshape(batch, -1, self.num_classes))  # -> (B, A*H*W, C)
+        return torch.cat(boxes, dim=1), torch.cat(objectness, dim=1), torch.cat(class_probs, dim=1)
 
     def predict_by_feat(self,
                         lead_maps: Sequence[Tensor],

@@ -2,8 +2,10 @@
 
 The detector adds nothing to mmdet's ``SingleStageDetector`` contract (``loss`` / ``predict`` /
 ``tensor`` modes, ``extract_feat = neck(backbone(x))``): the YOLOv7 specifics live in the backbone,
-the neck, the head and its loss. It exposes the deploy switch and two speed options of the feature
-extractor, both off by default:
+the neck, the head and its loss. It exposes the deploy switch (``deploy=True`` builds the model
+directly in its inference graph, to load a checkpoint saved after ``switch_to_deploy()`` with
+``tools/deployment/save_deployed.py``) and two speed options of the feature extractor, both off by
+default:
 
 * ``channels_last``: weights and inputs in NHWC memory order (faster convolutions on recent GPUs,
   especially with mixed precision); the outputs are the same.
@@ -33,12 +35,15 @@ class YOLOv7(SingleStageDetector):
         channels_last (bool): Keep weights and inputs in channels-last memory order. Defaults to False.
         compile_backbone_neck (bool | dict): ``torch.compile`` the backbone and the neck; a dict is
             passed to ``torch.compile`` (e.g. ``dict(mode='max-autotune')``). Defaults to False.
+        deploy (bool): Build the inference graph (``switch_to_deploy()`` right after construction),
+            whose weights a deployed checkpoint holds. Not trainable. Defaults to False.
     """
 
     def __init__(self, *, backbone: ConfigType, neck: OptConfigType = None, bbox_head: OptConfigType = None,
                  train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None, init_cfg: OptMultiConfig = None,
-                 channels_last: bool = False, compile_backbone_neck: Union[bool, dict] = False) -> None:
+                 channels_last: bool = False, compile_backbone_neck: Union[bool, dict] = False,
+                 deploy: bool = False) -> None:
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, train_cfg=train_cfg,
                          test_cfg=test_cfg, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.channels_last = channels_last
@@ -49,6 +54,9 @@ class YOLOv7(SingleStageDetector):
         self._compiled: Dict[str, nn.Module] = {}  # part name -> compiled wrapper, made on first use
         if channels_last:
             self.to(memory_format=torch.channels_last)
+        if deploy:
+            self.eval()
+            self.switch_to_deploy()
 
     def init_weights(self) -> None:
         super().init_weights()

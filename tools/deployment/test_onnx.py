@@ -1,0 +1,55 @@
+"""Evaluate an exported ONNX model (``--nms onnx``) with onnxruntime, as ``tools/test.py`` evaluates a checkpoint.
+
+    python tools/deployment/test_onnx.py CONFIG MODEL.onnx [--work-dir DIR] [--out results.pkl]
+        [--providers CPUExecutionProvider ...] [--cfg-options k=v ...]
+
+The config's test dataloader and ``data_preprocessor`` prepare the images, onnxruntime runs the model
+and mmdet's ``CocoMetric`` (the config's ``test_evaluator``) gives the same mAP table as for the
+PyTorch model.
+"""
+import argparse
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+import yolov7_mmdet  # noqa: F401  (registers the plugin and ONNXRuntimeYOLOv7)
+from mmdet.evaluation import DumpDetResults
+from yolov7_mmdet.utils.launch import build_runner, load_config
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate an exported ONNX model with onnxruntime')
+    parser.add_argument('config', help='the config the model was exported from')
+    parser.add_argument('model', help='the .onnx file (exported with --nms onnx)')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='dump predictions to this pickle file for offline evaluation')
+    parser.add_argument('--providers', nargs='+', default=['CPUExecutionProvider'],
+                        help='onnxruntime execution providers (default: CPUExecutionProvider)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    args = parser.parse_args(argv)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error('--out must name a .pkl or .pickle file')
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if not osp.isfile(args.model):
+        raise FileNotFoundError(f'ONNX model {args.model!r} does not exist.')
+    cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir)
+    cfg.model = dict(type='ONNXRuntimeYOLOv7', onnx_file=args.model, providers=args.providers,
+                     data_preprocessor=cfg.model.data_preprocessor)
+    cfg.load_from = None
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if 'EMA' not in hook['type']]
+    runner = build_runner(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    return runner.test()
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f'test_onnx.py: error: {error}')

@@ -1,0 +1,164 @@
+"""Run an exported YOLOv7 ONNX model with onnxruntime: numpy, OpenCV and onnxruntime only, no torch.
+
+The model's ``metadata_props`` (written by ``tools/deployment/export_onnx.py``) say how to prepare an
+image and read the outputs; :class:`ONNXRuntimeDetector` follows them::
+
+    detector = ONNXRuntimeDetector('yolov7_tiny.onnx')
+    results = detector.detect([cv2.imread('street.jpg')])   # BGR images, any sizes
+    results[0]['bboxes'], results[0]['scores'], results[0]['labels']   # original-image pixels
+
+The letterbox is the one of the YOLOv7 test pipeline (mmdet ``Resize(keep_ratio=True)`` then
+``YOLOv7Letterbox``), so a model gives the same detections here as in ``tools/test.py``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+END2END_OUTPUTS = ('num_dets', 'boxes', 'scores', 'labels')
+
+
+@dataclass(frozen=True)
+class LetterboxParams:
+    """How an image was mapped onto the network input: ``(w_scale, h_scale)`` and the padding."""
+
+    scale_factor: tuple[float, float]
+    pad_top_left: tuple[int, int]
+    original_hw: tuple[int, int]
+
+
+def _rescale_size(height: int, width: int, scale_wh: Sequence[int]) -> tuple[int, int]:
+    """mmcv's ``rescale_size``: ``(new_w, new_h)`` fitting the long and short edges of ``scale_wh``."""
+    ratio = min(max(scale_wh) / max(height, width), min(scale_wh) / min(height, width))
+    return int(width * ratio + 0.5), int(height * ratio + 0.5)
+
+
+def letterbox_image(image: np.ndarray, *, input_hw: Sequence[int], pad_val: float = 114,
+                    keep_ratio_resize: bool = True,
+                    allow_scale_up: bool = False) -> tuple[np.ndarray, LetterboxParams]:
+    """Resize and pad a ``(h, w, 3)`` image to ``input_hw`` exactly as the YOLOv7 test pipeline does.
+
+    Args:
+        image (np.ndarray): ``(h, w, 3)`` uint8 image.
+        input_hw (Sequence[int]): ``(H, W)`` of the network input.
+        pad_val (float): Fill value of the padding.
+        keep_ratio_resize (bool): First resize keeping the aspect ratio to fit ``(W, H)`` (mmdet's
+            ``Resize(keep_ratio=True)``, which may enlarge).
+        allow_scale_up (bool): Whether the letterbox itself may enlarge the image.
+
+    Returns:
+        tuple: the ``(H, W, 3)`` image and its :class:`LetterboxParams`.
+    """
+    out_h, out_w = int(input_hw[0]), int(input_hw[1])
+    height, width = image.shape[:2]
+    resized = image
+    if keep_ratio_resize:
+        new_w, new_h = _rescale_size(height, width, (out_w, out_h))
+        if (new_w, new_h) != (width, height):
+            resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    mid_h, mid_w = resized.shape[:2]
+    ratio = min(out_h / mid_h, out_w / mid_w)
+    if not allow_scale_up:
+        ratio = min(ratio, 1.0)
+    new_w, new_h = int(round(mid_w * ratio)), int(round(mid_h * ratio))
+    if (new_w, new_h) != (mid_w, mid_h):
+        resized = cv2.resize(resized, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
+    padded = np.full((out_h, out_w, image.shape[2]), pad_val, dtype=image.dtype)
+    padded[top:top + new_h, left:left + new_w] = resized
+    params = LetterboxParams(scale_factor=(new_w / width, new_h / height), pad_top_left=(top, left),
+                             original_hw=(height, width))
+    return padded, params
+
+
+def boxes_to_original(boxes: np.ndarray, params: LetterboxParams) -> np.ndarray:
+    """``(K, 4)`` xyxy boxes in network-input pixels -> original-image pixels, clipped to the image."""
+    top, left = params.pad_top_left
+    scale_w, scale_h = params.scale_factor
+    height, width = params.original_hw
+    boxes = (boxes - np.array([left, top, left, top], np.float32)) / np.array(
+        [scale_w, scale_h, scale_w, scale_h], np.float32)
+    return np.clip(boxes, 0, np.array([width, height, width, height], np.float32))
+
+
+class ONNXRuntimeDetector:
+    """An exported YOLOv7 model in an onnxruntime session, with its pre- and postprocessing.
+
+    Args:
+        model_file (str): The ``.onnx`` file written by ``tools/deployment/export_onnx.py``.
+        providers (Sequence[str], optional): onnxruntime execution providers; the CPU by default.
+    """
+
+    def __init__(self, model_file: str, *, providers: Optional[Sequence[str]] = None) -> None:
+        import onnxruntime
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        self.session = onnxruntime.InferenceSession(
+            model_file, sess_options=options, providers=list(providers or ['CPUExecutionProvider']))
+        props = self.session.get_modelmeta().custom_metadata_map
+        if 'input_shape' not in props:
+            raise ValueError(f'{model_file!r} has no yolov7_mmdet metadata (input_shape, mean, std, ...); '
+                             'export it with tools/deployment/export_onnx.py.')
+        self.meta = {key: json.loads(value) for key, value in props.items() if key != 'exporter'}
+        self.input_hw = tuple(self.meta['input_shape'])
+        self.classes = list(self.meta['classes'])
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        batch_dim = model_input.shape[0]
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None  # None: dynamic
+        self.output_names = [output.name for output in self.session.get_outputs()]
+
+    @property
+    def nms(self) -> str:
+        """How the model ends: ``none`` (raw predictions), ``onnx`` or ``trt`` (detections)."""
+        return self.meta['nms']
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxParams]:
+        """A BGR ``(h, w, 3)`` uint8 image -> the ``(3, H, W)`` float32 input and its letterbox."""
+        letterbox = self.meta['letterbox']
+        padded, params = letterbox_image(image, input_hw=self.input_hw, pad_val=letterbox['pad_val'],
+                                         keep_ratio_resize=letterbox['keep_ratio_resize'],
+                                         allow_scale_up=letterbox['allow_scale_up'])
+        if self.meta['bgr_to_rgb']:
+            padded = padded[..., ::-1]
+        mean = np.asarray(self.meta['mean'], np.float32)
+        std = np.asarray(self.meta['std'], np.float32)
+        normalized = (padded.astype(np.float32) - mean) / std
+        return np.ascontiguousarray(normalized.transpose(2, 0, 1)), params  # (H, W, 3) -> (3, H, W)
+
+    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the session on ``(N, 3, H, W)`` inputs (in chunks of a fixed batch size); outputs by name."""
+        if tuple(inputs.shape[2:]) != self.input_hw:
+            raise ValueError(f'The model takes {self.input_hw} inputs (H, W), got {tuple(inputs.shape[2:])}.')
+        step = self.fixed_batch or len(inputs)
+        chunks = []
+        for start in range(0, len(inputs), step):
+            chunk = inputs[start:start + step]
+            missing = step - len(chunk)
+            if missing:  # a last, short chunk of a fixed-batch model: pad with copies, drop their outputs
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], missing, axis=0)])
+            outputs = self.session.run(self.output_names, {self.input_name: chunk.astype(np.float32)})
+            chunks.append([output[:step - missing] for output in outputs])
+        return {name: np.concatenate([chunk[i] for chunk in chunks]) for i, name in enumerate(self.output_names)}
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Detect on BGR images; per image ``bboxes`` (K, 4) xyxy original pixels, ``scores``, ``labels``."""
+        if self.nms != 'onnx':
+            raise ValueError(f'This model was exported with --nms {self.nms}: onnxruntime gives final '
+                             'detections only for --nms onnx (none: run your own NMS on "predictions"; '
+                             'trt: needs TensorRT).')
+        prepared = [self.preprocess(image) for image in images]
+        outputs = self.run(np.stack([inputs for inputs, _ in prepared]))
+        return [self._image_detections(outputs, i, params) for i, (_, params) in enumerate(prepared)]
+
+    @staticmethod
+    def _image_detections(outputs: dict[str, np.ndarray], index: int,
+                          params: LetterboxParams) -> dict[str, np.ndarray]:
+        count = int(outputs['num_dets'][index, 0])
+        return dict(bboxes=boxes_to_original(outputs['boxes'][index, :count], params),
+                    scores=outputs['scores'][index, :count],
+                    labels=outputs['labels'][index, :count].astype(np.int64))
