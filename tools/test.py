@@ -51,7 +51,7 @@ def wrap_for_tta(cfg) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     args = parse_args(argv)
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir,
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     check_checkpoint_fits(runner.model, args.checkpoint)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    return runner.test()
 
 
 if __name__ == '__main__':

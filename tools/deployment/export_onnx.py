@@ -17,9 +17,9 @@ import sys
 from mmengine.config import Config, DictAction
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin)
-from yolov7_mmdet.utils.launch import load_config
 from yolov7_mmdet.deployment.export import (MIN_OPSET, NMS_MODES, default_input_hw, export_metadata,
                                             export_onnx, load_detector)
+from yolov7_mmdet.utils.launch import load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,8 +17,8 @@ from mmengine.config import DictAction
 from mmengine.runner.checkpoint import _load_checkpoint, weights_to_cpu
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin)
-from yolov7_mmdet.utils.launch import load_config
 from yolov7_mmdet.deployment.export import load_detector
+from yolov7_mmdet.utils.launch import load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
