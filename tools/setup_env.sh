@@ -74,9 +74,10 @@ main() {
     if ! "$VENV/bin/python" -c 'import mmcv, mmcv._ext' >/dev/null 2>&1; then
         install_mmcv
     fi
-    say "installing mmengine, mmdet, pycocotools, seaborn, psutil, pytest and yolov7_mmdet (editable)"
+    say "installing mmengine, mmdet, pycocotools, seaborn, psutil, onnx, onnxruntime, onnxslim, pytest and yolov7_mmdet (editable)"
     pip_install "$(pinned mmengine)" "$(pinned mmdet)" "$(pinned pycocotools)" "$(pinned seaborn)" \
-        "$(pinned psutil)" -r "$ROOT/requirements/tests.txt"
+        "$(pinned psutil)" "$(pinned onnx)" "$(pinned onnxruntime)" "$(pinned onnxslim)" \
+        -r "$ROOT/requirements/tests.txt"
     pip_install --no-build-isolation --no-deps -e "$ROOT"
     "$VENV/bin/python" -c 'import yolov7_mmdet' # fails with a clear message on a broken stack
     stack_fingerprint > "$STAMP"
