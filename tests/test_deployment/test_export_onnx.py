@@ -165,3 +165,27 @@ def test_end2end_model_detects_on_real_images_as_pytorch(dataset, classes, class
         assert len(result['scores']) > 0
         assert_same_detections((result['bboxes'], result['scores'], result['labels']),
                                (pred.bboxes, pred.scores, pred.labels), box_atol=2e-3)
+
+
+@pytest.mark.parametrize('input_hw', [(160, 160), (96, 160), (160, 96)])
+def test_runtime_letterbox_gives_the_test_pipeline_pixels(input_hw, shared_datasets):
+    from mmcv.transforms import Compose
+    from mmengine.registry import init_default_scope
+
+    from yolov7_mmdet.deployment.runtime import letterbox_image
+    init_default_scope('mmdet')
+    height, width = input_hw
+    pipeline = Compose([dict(type='LoadImageFromNDArray'),
+                        dict(type='Resize', scale=(width, height), keep_ratio=True),
+                        dict(type='YOLOv7Letterbox', scale=(width, height), pad_val=114, allow_scale_up=False),
+                        dict(type='PackDetInputs', meta_keys=('scale_factor', 'pad_param'))])
+    for image_file in (shared_datasets / 'bccd' / 'JPEGImages' / 'BloodImage_00000.jpg',
+                       sorted((shared_datasets / 'raccoon' / 'images').glob('*.jpg'))[0]):
+        image = cv2.imread(str(image_file))
+        expected = pipeline(dict(img=image))
+        padded, params = letterbox_image(image, input_hw=input_hw, pad_val=114, keep_ratio_resize=True,
+                                         allow_scale_up=False)
+        np.testing.assert_array_equal(padded.transpose(2, 0, 1), expected['inputs'].numpy())  # (H, W, 3) -> (3, H, W)
+        meta = expected['data_samples'].metainfo
+        assert params.scale_factor == pytest.approx(meta['scale_factor'], rel=1e-6)
+        assert params.pad_top_left == (meta['pad_param'][0], meta['pad_param'][2])
