@@ -15,7 +15,8 @@ Every form computes the same thing: the network and the decode, ``(N, boxes, 4 +
 * on CUDA only: ``train-graph fp16`` (the baseline of the GPU targets), ``deployed fp16``,
   ``deployed bf16`` and ``deployed fp16+cuda-graph``.
 
-Prints images/s (median over ``--repeats`` timed runs after warm-up) and the ratio to ``train-graph``
+Prints images/s (median over ``--repeats`` timed runs after warm-up, the forms taking turns run by run
+so that a changing machine load affects all alike) and the ratio to ``train-graph``
 (and on CUDA to ``train-graph fp16``). A form that cannot run here (no compiler for
 ``torch.compile``, ...) is reported as failed with its reason, and the others still run.
 """
@@ -115,18 +116,23 @@ def onnxruntime_form(model: torch.nn.Module, *, size: int, device: str, threads:
     return run
 
 
-def images_per_second(run: Callable, images: torch.Tensor, *, warmup: int, repeats: int) -> float:
+def interleaved_images_per_second(runners: dict[str, Callable], images: torch.Tensor, *, warmup: int,
+                                  repeats: int) -> dict[str, float]:
+    """Images/s of each runner: the median of ``repeats`` timed runs, taken in turns (one run of each
+    runner per round), so that a change in the machine's load affects every form alike."""
     synchronize = torch.cuda.synchronize if images.is_cuda else (lambda: None)
-    for _ in range(warmup):
-        run(images)
+    for run in runners.values():
+        for _ in range(warmup):
+            run(images)
     synchronize()
-    times = []
+    times = {name: [] for name in runners}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run(images)
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return len(images) / statistics.median(times)
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(images)
+            synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: len(images) / statistics.median(samples) for name, samples in times.items()}
 
 
 def build_forms(model, *, args, example: torch.Tensor, work_dir: str) -> dict[str, Callable[[], Callable]]:
@@ -170,12 +176,16 @@ def main(argv=None) -> None:
         for batch in args.batch:
             images = torch.rand(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
             images = images.to(args.device)
-            results = {}
+            runners, failures = {}, {}
             for name, build in build_forms(model, args=args, example=images, work_dir=work_dir).items():
                 try:
-                    results[name] = images_per_second(build(), images, warmup=args.warmup, repeats=args.repeats)
+                    run = build()
+                    run(images)  # fails here, not while timing, when the form cannot run
+                    runners[name] = run
                 except Exception as error:  # report and go on: e.g. no C++ compiler for torch.compile
-                    results[name] = f'failed: {type(error).__name__}: {str(error).strip().splitlines()[0][:120]}'
+                    failures[name] = f'failed: {type(error).__name__}: {str(error).strip().splitlines()[0][:120]}'
+            results = {**interleaved_images_per_second(runners, images, warmup=args.warmup,
+                                                       repeats=args.repeats), **failures}
             print_table(batch, results)
 
 
