@@ -108,6 +108,9 @@ def test_test_onnx_gives_the_pytorch_map(demo, pytorch_run, tmp_path):
     assert_same_dumps(out, pytorch_run[1])
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
         assert abs(metrics[key] - pytorch_run[0][key]) <= 0.002, key
+    with pytest.raises(ValueError, match='predicts 4 classes, the config has num_classes=80'):
+        test_onnx_tool.main([str(DEMO_CONFIG), model_file, '--work-dir', str(tmp_path),
+                             '--cfg-options', *options, 'model.bbox_head.num_classes=80'])
 
 
 def test_the_mmdet_inference_api_on_our_config_and_checkpoint(demo, tmp_path):

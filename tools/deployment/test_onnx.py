@@ -5,7 +5,7 @@
 
 The config's test dataloader and ``data_preprocessor`` prepare the images, onnxruntime runs the model
 and mmdet's ``CocoMetric`` (the config's ``test_evaluator``) gives the same mAP table as for the
-PyTorch model.
+PyTorch model. A model whose number of classes or normalisation differs from the config's is refused.
 """
 import argparse
 import os.path as osp
@@ -39,7 +39,8 @@ def main(argv=None) -> dict:
         raise FileNotFoundError(f'ONNX model {args.model!r} does not exist.')
     cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir)
     cfg.model = dict(type='ONNXRuntimeYOLOv7', onnx_file=args.model, providers=args.providers,
-                     data_preprocessor=cfg.model.data_preprocessor)
+                     data_preprocessor=cfg.model.data_preprocessor,
+                     num_classes=cfg.model.get('bbox_head', {}).get('num_classes'))
     cfg.load_from = None
     cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if 'EMA' not in hook['type']]
     runner = build_runner(cfg)

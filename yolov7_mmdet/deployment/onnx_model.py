@@ -29,15 +29,19 @@ class ONNXRuntimeYOLOv7(BaseModel):
         data_preprocessor (dict, optional): The config's ``data_preprocessor``; its mean, std and
             channel order must be those recorded in the model.
         providers (list[str], optional): onnxruntime execution providers; the CPU by default.
+        num_classes (int, optional): The config's number of classes; the model must have as many.
     """
 
     def __init__(self, *, onnx_file: str, data_preprocessor: Optional[dict] = None,
-                 providers: Optional[list[str]] = None) -> None:
+                 providers: Optional[list[str]] = None, num_classes: Optional[int] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
         self.runtime = ONNXRuntimeDetector(onnx_file, providers=providers)
         if self.runtime.nms != 'onnx':
             raise ValueError(f'{onnx_file!r} was exported with --nms {self.runtime.nms}; evaluating it '
                              'with onnxruntime needs --nms onnx.')
+        if num_classes is not None and num_classes != len(self.runtime.classes):
+            raise ValueError(f'{onnx_file!r} predicts {len(self.runtime.classes)} classes, the config has '
+                             f'num_classes={num_classes}.')
         self._check_normalisation(onnx_file, data_preprocessor or {})
 
     def _check_normalisation(self, onnx_file: str, preprocessor: dict) -> None:
