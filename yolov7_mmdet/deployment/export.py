@@ -16,6 +16,7 @@ import json
 import os
 import os.path as osp
 import tempfile
+import warnings
 from typing import Optional, Sequence
 
 import torch
@@ -208,9 +209,13 @@ def export_onnx(detector: nn.Module, out_file: str, *, input_hw: Sequence[int], 
     os.close(fd)
     try:
         try:
-            torch.onnx.export(wrapper, (images,), tmp_file, dynamo=False, opset_version=opset,
-                              input_names=['images'], output_names=output_names,
-                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+            with warnings.catch_warnings():
+                # the trace fixes shapes and Python control flow by design (static H, W; the NMS ops'
+                # eager forward only gives the trace real shapes): its TracerWarnings say just that
+                warnings.simplefilter('ignore', torch.jit.TracerWarning)
+                torch.onnx.export(wrapper, (images,), tmp_file, dynamo=False, opset_version=opset,
+                                  input_names=['images'], output_names=output_names,
+                                  dynamic_axes=dynamic_axes, do_constant_folding=True)
         except torch.onnx.errors.OnnxExporterError as error:
             first_line = str(error).strip().splitlines()[0]
             raise ValueError(f'Opset {opset} cannot express this model: {first_line}') from error
