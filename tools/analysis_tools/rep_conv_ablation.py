@@ -1,0 +1,165 @@
+"""Run the planned re-parameterization ablation (the paper's Fig. 4) and print its table.
+
+    python tools/analysis_tools/rep_conv_ablation.py --seeds 0 1 [--work-dir work_dirs/rep_conv_ablation]
+           [--blocks plain residual concat] [--convs conv repconv repconvn] [--figure docs/figures/rep_conv_fig4.png]
+
+Trains every config ``configs/ablation/rep_conv/<block>_<conv>.py`` once per seed with
+``tools/train.py`` (one process per run, on the embedded demo shapes, made if missing), reads the
+final COCO mAP of each run, and prints a Markdown table: mean mAP@0.5 and mAP per block and conv kind,
+each seed's values, and the change against the plain-conv version of the same block with a mark
+(check: within the seed noise or better; cross: worse by more than the seed noise). Results go to
+``<work-dir>/results.json``; runs already there are not repeated, so an interrupted ablation resumes.
+``--table-only`` prints (and draws) from the results file without training.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+
+from yolov7_mmdet.models.backbones.rep_ablation import BLOCK_KINDS, CONV_KINDS  # noqa: E402
+
+CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'ablation', 'rep_conv')
+MARK_OK, MARK_LOSS = '\u2713', '\u2717'
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='RepConv placement ablation (YOLOv7 Fig. 4)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--blocks', nargs='+', default=list(BLOCK_KINDS), choices=BLOCK_KINDS)
+    parser.add_argument('--convs', nargs='+', default=list(CONV_KINDS), choices=CONV_KINDS)
+    parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'rep_conv_ablation'))
+    parser.add_argument('--data-root', default=osp.join(REPO_ROOT, 'data', 'demo_shapes'),
+                        help='the demo dataset (made if missing)')
+    parser.add_argument('--figure', help='also draw the Fig. 4-style summary into this PNG')
+    parser.add_argument('--table-only', action='store_true', help='do not train; use the results file')
+    parser.add_argument('--cfg-options', nargs='+', default=[], help='extra overrides for every run')
+    return parser.parse_args(argv)
+
+
+def ensure_demo_data(data_root: str) -> None:
+    """Make the demo dataset when it is not there (the same generator as the main job)."""
+    if not osp.exists(osp.join(data_root, 'annotations', 'val.json')):
+        subprocess.run([sys.executable, '-m', 'yolov7_mmdet.datasets.demo', data_root], check=True,
+                       cwd=REPO_ROOT)
+
+
+def final_metrics(run_dir: str) -> dict:
+    """The last COCO metrics logged under ``run_dir`` (mmengine's ``vis_data/scalars.json``)."""
+    logs = sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')))
+    metrics = {}
+    for log in logs:
+        with open(log) as f:
+            for line in f:
+                record = json.loads(line)
+                if 'coco/bbox_mAP' in record:
+                    metrics = record
+    if not metrics:
+        raise RuntimeError(f'no COCO metrics found under {run_dir}; see its log')
+    return dict(mAP=metrics['coco/bbox_mAP'], mAP50=metrics['coco/bbox_mAP_50'])
+
+
+def train_one(block: str, conv: str, seed: int, args: argparse.Namespace) -> dict:
+    """Train one config with one seed; returns its final metrics and wall time."""
+    run_dir = osp.join(args.work_dir, f'{block}_{conv}_seed{seed}')
+    root = args.data_root.rstrip('/') + '/'
+    options = [f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={root}',
+               f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+               f'val_evaluator.ann_file={root}annotations/val.json',
+               f'test_evaluator.ann_file={root}annotations/val.json', *args.cfg_options]
+    command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'),
+               osp.join(CONFIG_DIR, f'{block}_{conv}.py'), '--work-dir', run_dir, '--cfg-options',
+               *options]
+    start = time.time()
+    with open(osp.join(args.work_dir, f'{block}_{conv}_seed{seed}.log'), 'w') as log:
+        subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return dict(final_metrics(run_dir), seconds=round(time.time() - start, 1))
+
+
+def mean(values: list) -> float:
+    return sum(values) / len(values)
+
+
+def summarise(results: dict, blocks: list, convs: list) -> dict:
+    """Per (block, conv): mean mAP / mAP@0.5 over seeds, their spread, and the verdict against the
+    plain conv of the same block (``None`` for the plain conv itself)."""
+    summary = {}
+    for block in blocks:
+        for conv in convs:
+            runs = results.get(f'{block}_{conv}', {})
+            if not runs:
+                continue
+            maps = [r['mAP'] for r in runs.values()]
+            summary[(block, conv)] = dict(
+                mAP=mean(maps), mAP50=mean([r['mAP50'] for r in runs.values()]),
+                spread=max(maps) - min(maps), seeds=runs)
+        base = summary.get((block, 'conv'))
+        for conv in convs:
+            entry = summary.get((block, conv))
+            if entry is None or base is None or conv == 'conv':
+                continue
+            entry['delta'] = entry['mAP'] - base['mAP']
+            noise = max(entry['spread'], base['spread'])
+            entry['keeps_accuracy'] = entry['delta'] >= -noise
+    return summary
+
+
+def format_table(summary: dict, blocks: list, convs: list) -> str:
+    """The Markdown table of the doc."""
+    lines = ['| block | 3x3 conv | mAP (mean) | mAP@0.5 (mean) | mAP per seed | vs plain conv |',
+             '|---|---|---|---|---|---|']
+    for block in blocks:
+        for conv in convs:
+            entry = summary.get((block, conv))
+            if entry is None:
+                continue
+            per_seed = ' / '.join(f'{r["mAP"]:.3f}' for _, r in sorted(entry['seeds'].items()))
+            if 'delta' in entry:
+                mark = MARK_OK if entry['keeps_accuracy'] else MARK_LOSS
+                verdict = f'{entry["delta"]:+.3f} {mark}'
+            else:
+                verdict = 'baseline'
+            lines.append(f'| {block} | {conv} | {entry["mAP"]:.3f} | {entry["mAP50"]:.3f} | {per_seed} '
+                         f'| {verdict} |')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    results_path = osp.join(args.work_dir, 'results.json')
+    results = {}
+    if osp.exists(results_path):
+        with open(results_path) as f:
+            results = json.load(f)
+    if not args.table_only:
+        os.makedirs(args.work_dir, exist_ok=True)
+        ensure_demo_data(args.data_root)
+        for seed in args.seeds:  # seed-major: a partial run already covers every config once
+            for block in args.blocks:
+                for conv in args.convs:
+                    runs = results.setdefault(f'{block}_{conv}', {})
+                    if str(seed) in runs:
+                        continue
+                    print(f'training {block}_{conv} seed {seed} ...', flush=True)
+                    runs[str(seed)] = train_one(block, conv, seed, args)
+                    print(f'  {runs[str(seed)]}', flush=True)
+                    with open(results_path, 'w') as f:
+                        json.dump(results, f, indent=1, sort_keys=True)
+    summary = summarise(results, args.blocks, args.convs)
+    print(format_table(summary, args.blocks, args.convs))
+    if args.figure:
+        from yolov7_mmdet.visualization.rep_conv_figure import draw_rep_conv_figure
+        draw_rep_conv_figure(summary, args.figure)
+        print(f'figure: {args.figure}')
+
+
+if __name__ == '__main__':
+    main()
