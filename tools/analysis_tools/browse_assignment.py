@@ -1,7 +1,7 @@
 """See YOLOv7's label assignment on real images: candidates, positives, objectness targets.
 
     python tools/analysis_tools/browse_assignment.py CONFIG [--checkpoint CKPT] [--dataset train|val]
-           [--index I [I ...] | --image PATH] [--out DIR] [--cfg-options k=v ...]
+           [--index I [I ...] | --image PATH] [--out DIR] [--tag TAG] [--cfg-options k=v ...]
 
 For each image of the config's dataset (loaded with the config's *test* pipeline: resize and letterbox,
 no random augmentation, so the boxes are the network input's), the model is run in eval mode and the
@@ -9,12 +9,12 @@ loss's own assigners (``bbox_head.loss_module.assigner`` / ``aux_assigner``) ass
 predictions, exactly as the loss does (``yolov7_mmdet.visualization.assign_image``). Written to
 ``--out`` (default ``work_dirs/browse_assignment``):
 
-* ``<image>_assignment.png``: one row per level; left the lead head's fine candidates (3 cells per GT,
+* ``<image>[_<tag>]_assignment.png``: one row per level; left the lead head's fine candidates (3 cells per GT,
   dashed blue) and its SimOTA positives (filled red), right the aux head's coarse candidates (5 cells,
   dashed orange) and positives (filled purple) -- for P5 models without an aux head, the coarse
   candidates only. A positive is labelled ``a<anchor> <objectness target>`` (the CIoU the loss trains
   its objectness towards).
-* ``<image>_summary.txt`` (also printed): per GT and level, fine / coarse candidates and positives.
+* ``<image>[_<tag>]_summary.txt`` (also printed): per GT and level, fine / coarse candidates and positives.
 
 Without ``--checkpoint`` the model has its initial weights (epoch 0); with one, the positives come from
 the trained model's predictions, so the dynamic k (positives per GT) grows as the model learns.
@@ -25,6 +25,7 @@ the split's dataset at the JSON (see ``docs/label_assignment.md``).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -51,6 +52,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     which.add_argument('--index', type=int, nargs='+', default=[0], help='dataset indices')
     which.add_argument('--image', help='the dataset image with this file name (or path)')
     parser.add_argument('--out', default=osp.join('work_dirs', 'browse_assignment'), help='output dir')
+    parser.add_argument('--tag', default='', help='added to the output names: <image>_<tag>_assignment.png')
     parser.add_argument('--seed', type=int, default=0, help='seed of the initial weights')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in tools/train.py')
@@ -105,6 +107,7 @@ def find_image(dataset, image: str) -> int:
 def build_model(cfg: Config, checkpoint: Optional[str], seed: int):
     """The config's detector in eval mode, with the checkpoint's weights or seeded initial ones."""
     from mmdet.registry import MODELS
+    from mmengine.logging import MMLogger
     from mmengine.runner import load_checkpoint
 
     from yolov7_mmdet.utils.launch import check_checkpoint_fits
@@ -112,7 +115,13 @@ def build_model(cfg: Config, checkpoint: Optional[str], seed: int):
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     if checkpoint is None:
-        model.init_weights()
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # init_weights logs every parameter at INFO
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     else:
         check_checkpoint_fits(model, checkpoint)
         load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
@@ -152,7 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[str]:
     written = []
     for index in indices:
         assignment, image, img_path = browse_sample(model, dataset[index])
-        stem = osp.join(args.out, osp.splitext(osp.basename(img_path))[0])
+        stem = osp.join(args.out, '_'.join(filter(None, [osp.splitext(osp.basename(img_path))[0], args.tag])))
         summary = assignment_summary(assignment, class_names)
         print(f'{img_path} ({weights})\n{summary}\n')
         with open(f'{stem}_summary.txt', 'w') as f:

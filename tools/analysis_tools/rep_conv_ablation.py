@@ -7,9 +7,10 @@ Trains every config ``configs/ablation/rep_conv/<block>_<conv>.py`` once per see
 ``tools/train.py`` (one process per run, on the embedded demo shapes, made if missing), reads the
 final COCO mAP of each run, and prints a Markdown table: mean mAP@0.5 and mAP per block and conv kind,
 each seed's values, and the change against the plain-conv version of the same block with a mark
-(check: within the seed noise or better; cross: worse by more than the seed noise). Results go to
-``<work-dir>/results.json``; runs already there are not repeated, so an interrupted ablation resumes.
-``--table-only`` prints (and draws) from the results file without training.
+(check: within the seed noise or better; cross: worse by more than the seed noise). Each run writes
+``<work-dir>/<block>_<conv>_seed<S>/result.json``; runs with a result are not repeated, so an
+interrupted ablation resumes, and processes with different ``--seeds`` may share a work dir in
+parallel. ``--table-only`` prints (and draws) from the result files without training.
 """
 from __future__ import annotations
 
@@ -67,9 +68,23 @@ def final_metrics(run_dir: str) -> dict:
     return dict(mAP=metrics['coco/bbox_mAP'], mAP50=metrics['coco/bbox_mAP_50'])
 
 
+def run_dir_of(work_dir: str, block: str, conv: str, seed: int) -> str:
+    return osp.join(work_dir, f'{block}_{conv}_seed{seed}')
+
+
+def load_results(work_dir: str) -> dict:
+    """``{'<block>_<conv>': {'<seed>': metrics}}`` from every finished run under ``work_dir``."""
+    results = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*_seed*', 'result.json'))):
+        name, seed = osp.basename(osp.dirname(path)).rsplit('_seed', 1)
+        with open(path) as f:
+            results.setdefault(name, {})[seed] = json.load(f)
+    return results
+
+
 def train_one(block: str, conv: str, seed: int, args: argparse.Namespace) -> dict:
-    """Train one config with one seed; returns its final metrics and wall time."""
-    run_dir = osp.join(args.work_dir, f'{block}_{conv}_seed{seed}')
+    """Train one config with one seed; writes and returns its final metrics and wall time."""
+    run_dir = run_dir_of(args.work_dir, block, conv, seed)
     root = args.data_root.rstrip('/') + '/'
     options = [f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={root}',
                f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
@@ -81,7 +96,10 @@ def train_one(block: str, conv: str, seed: int, args: argparse.Namespace) -> dic
     start = time.time()
     with open(osp.join(args.work_dir, f'{block}_{conv}_seed{seed}.log'), 'w') as log:
         subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return dict(final_metrics(run_dir), seconds=round(time.time() - start, 1))
+    result = dict(final_metrics(run_dir), seconds=round(time.time() - start, 1))
+    with open(osp.join(run_dir, 'result.json'), 'w') as f:
+        json.dump(result, f)
+    return result
 
 
 def mean(values: list) -> float:
@@ -134,29 +152,20 @@ def format_table(summary: dict, blocks: list, convs: list) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    results_path = osp.join(args.work_dir, 'results.json')
-    results = {}
-    if osp.exists(results_path):
-        with open(results_path) as f:
-            results = json.load(f)
     if not args.table_only:
         os.makedirs(args.work_dir, exist_ok=True)
         ensure_demo_data(args.data_root)
         for seed in args.seeds:  # seed-major: a partial run already covers every config once
             for block in args.blocks:
                 for conv in args.convs:
-                    runs = results.setdefault(f'{block}_{conv}', {})
-                    if str(seed) in runs:
+                    if osp.exists(osp.join(run_dir_of(args.work_dir, block, conv, seed), 'result.json')):
                         continue
                     print(f'training {block}_{conv} seed {seed} ...', flush=True)
-                    runs[str(seed)] = train_one(block, conv, seed, args)
-                    print(f'  {runs[str(seed)]}', flush=True)
-                    with open(results_path, 'w') as f:
-                        json.dump(results, f, indent=1, sort_keys=True)
-    summary = summarise(results, args.blocks, args.convs)
+                    print(f'  {train_one(block, conv, seed, args)}', flush=True)
+    summary = summarise(load_results(args.work_dir), args.blocks, args.convs)
     print(format_table(summary, args.blocks, args.convs))
     if args.figure:
-        from yolov7_mmdet.visualization.rep_conv_figure import draw_rep_conv_figure
+        from yolov7_mmdet.visualization.doc_figures import draw_rep_conv_figure
         draw_rep_conv_figure(summary, args.figure)
         print(f'figure: {args.figure}')
 

@@ -185,3 +185,19 @@ def assignment_summary(assignment: ImageAssignment, class_names: Optional[Sequen
     totals = [sum(len(level) for level in pos) for pos in per_head_pos]
     lines.append('positives in all: ' + ', '.join(f'{h.name} {n}' for h, n in zip(assignment.heads, totals)))
     return '\n'.join(lines)
+
+
+# ------------------------------------------------------------------------------ decoder constraint
+def reachable_centre_region(grid_x: Tensor, grid_y: Tensor, stride: float) -> Tensor:
+    """(..., 4) xyxy pixels where a cell can put its box centre: ``(2 sigmoid(t) - 0.5 + cell) * stride``
+    spans ``cell - 0.5 .. cell + 1.5`` cells (open bounds), on both axes."""
+    corner = torch.stack((grid_x, grid_y), dim=-1).float()
+    return torch.cat(((corner - 0.5) * stride, (corner + 1.5) * stride), dim=-1)
+
+
+def centre_reachable(gt_bboxes: Tensor, grid_x: Tensor, grid_y: Tensor, stride: float) -> Tensor:
+    """(...) bool: whether a cell's decoder can place its centre on the GT centre (strictly inside
+    the open region, as the sigmoid never reaches 0 or 1). ``gt_bboxes`` (..., 4) xyxy pixels."""
+    centre = (gt_bboxes[..., :2] + gt_bboxes[..., 2:]) / 2
+    region = reachable_centre_region(grid_x, grid_y, stride)
+    return ((centre > region[..., :2]) & (centre < region[..., 2:])).all(dim=-1)

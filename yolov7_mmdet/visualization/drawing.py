@@ -91,7 +91,7 @@ def _panel(ax, image: np.ndarray, assignment: ImageAssignment, level: int, candi
         ax.axhline(line, color='white', linewidth=0.4, alpha=0.5)
     _draw_gts(ax, assignment, class_names)
     _draw_cells(ax, cells, stride, REGION_COLOURS[region], linewidth=2, linestyle='--')
-    cell_px = 300 * stride / max(x1 - x0, y1 - y0)  # display size of a cell, about 300 px per panel
+    cell_px = 340 * stride / max(x1 - x0, y1 - y0)  # display size of a cell, about 340 px per panel
     if head is not None:
         _draw_positives(ax, positives, stride, HEAD_COLOURS[head.name], fontsize=max(5, min(9, cell_px / 6)))
     ax.set_xlim(x0, x1)
@@ -120,7 +120,7 @@ def draw_assignment(image: np.ndarray, assignment: ImageAssignment, out_file: st
         title: figure title.
     """
     num_levels = len(assignment.level_shapes)
-    fig, axes = plt.subplots(num_levels, 2, figsize=(8, 4 * num_levels), dpi=72, squeeze=False)
+    fig, axes = plt.subplots(num_levels, 2, figsize=(10, 5 * num_levels), dpi=72, squeeze=False)
     lead = assignment.heads[0]
     aux = assignment.heads[1] if len(assignment.heads) > 1 else None
     for level in range(num_levels):
