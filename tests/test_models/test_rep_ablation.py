@@ -56,3 +56,34 @@ def test_bad_kinds_are_errors():
         AblationBlock(block_kind='plain', conv_kind='rep', channels=8)
     with pytest.raises(ValueError, match='out_indices'):
         RepAblationNet(block_kind='plain', conv_kind='conv', out_indices=(1, 4))
+
+
+def test_ablation_configs_set_their_kinds_and_train():
+    from pathlib import Path
+
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import InstanceData
+
+    config_dir = Path(__file__).resolve().parents[2] / 'configs' / 'ablation' / 'rep_conv'
+    names = sorted(p.stem for p in config_dir.glob('*_*.py') if p.stem != 'rep_ablation_base')
+    assert names == sorted(f'{b}_{c}' for b in BLOCK_KINDS for c in CONV_KINDS)
+    for name in names:  # each file sets exactly its own kinds (reading 9 configs fully takes ~1 s each)
+        block, conv = name.split('_')
+        assert f"block_kind='{block}', conv_kind='{conv}'" in (config_dir / f'{name}.py').read_text()
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(config_dir / 'concat_repconv.py')
+    assert (cfg.model.backbone.block_kind, cfg.model.backbone.conv_kind) == ('concat', 'repconv')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    sample = DetDataSample(metainfo=dict(img_shape=(128, 128), batch_input_shape=(128, 128)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[20.0, 30.0, 60.0, 90.0]]),
+                                       labels=torch.tensor([2]))
+    losses = model(torch.rand(1, 3, 128, 128), [sample], mode='loss')
+    total = sum(losses.values())
+    total.backward()
+    assert torch.isfinite(total)
+    identity = model.backbone.stages[1][1].conv_a.identity_bn
+    assert identity.weight.grad is not None and identity.weight.grad.abs().sum() > 0

@@ -3,16 +3,19 @@
 On a real COCO128 image (``../shared``), for a P5 config (yolov7-tiny, lead head only) and a P6
 config (yolov7-w6, lead + aux head, input reduced to 320 to stay fast), the positives the tool
 collects equal the ones the loss's assigners produce when ``YOLOv7Head.loss_by_feat`` runs on the
-same predictions (captured from the assigner calls the loss makes).
+same predictions (captured from the assigner calls the loss makes), and that the objectness term
+of the loss is rebuilt exactly from the objectness targets the tool draws.
 """
 import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from yolov7_mmdet.datasets.sources.coco_json import write_coco_json
 from yolov7_mmdet.datasets.sources.yolo_txt import read_yolo_txt
+from yolov7_mmdet.visualization import positive_cells
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
@@ -59,7 +62,23 @@ def _loss_assignments(model, sample):
         lead_maps, aux_maps = head(model.extract_feat(data['inputs']))
         losses = head.loss_by_feat(lead_maps, aux_maps, [data_sample.gt_instances], [data_sample.metainfo])
     assert all(torch.isfinite(v) for v in losses.values())
-    return captured
+    return captured, losses, dict(lead=lead_maps, aux=aux_maps)
+
+
+def _objectness_loss(head_assignment, raw_maps, head, weight):
+    """The objectness term rebuilt from the tool's positives and targets (a positive listed later
+    overwrites a shared cell, as the loss does), scaled as the loss scales it."""
+    loss = head.loss_module
+    num_levels = len(raw_maps)
+    level_weights = loss.obj_level_weights or {3: (4.0, 1.0, 0.4), 4: (4.0, 1.0, 0.25, 0.06)}[num_levels]
+    total = 0.0
+    for level, raw in enumerate(raw_maps):
+        pred = head._anchor_major(raw)  # (1, A, H, W, 5 + C)
+        target = torch.zeros(pred.shape[:4])
+        for _, anchor, x, y, value in positive_cells(head_assignment, level):
+            target[0, anchor, y, x] = value
+        total += level_weights[level] * F.binary_cross_entropy_with_logits(pred[..., 4], target)
+    return total * loss.obj_gain * (loss.img_size / 640) ** 2 * 3 / num_levels * weight
 
 
 @pytest.mark.parametrize('config, options, heads, size', [
@@ -81,7 +100,7 @@ def test_tool_positives_equal_the_loss_assigners(config, options, heads, size, c
     assignment, image, _ = browse_assignment.browse_sample(model, sample)
     assert image.shape[:2] == sample['inputs'].shape[1:] == (size, size)
 
-    from_loss = _loss_assignments(model, sample)
+    from_loss, losses, maps = _loss_assignments(model, sample)
     assert [h.name for h in assignment.heads] == heads == sorted(from_loss, key=heads.index)
     for head in assignment.heads:
         expected = from_loss[head.name]
@@ -95,6 +114,10 @@ def test_tool_positives_equal_the_loss_assigners(config, options, heads, size, c
         assert ((targets >= 0) & (targets <= 1)).all()
         # every positive is one of the head's own candidate cells
         assert (head.candidates.valid.flatten(2) | ~pos).all()
+        # the drawn objectness targets are the loss's: its objectness term is rebuilt from them
+        prefix, weight = ('', 1.0) if head.name == 'lead' else ('aux_', model.bbox_head.loss_module.aux_weight)
+        rebuilt = _objectness_loss(head, maps[head.name], model.bbox_head, weight)
+        torch.testing.assert_close(rebuilt, losses[f'loss_{prefix}obj'], rtol=1e-5, atol=0)
 
     written = browse_assignment.main(argv)  # the command itself: figure and summary
     assert len(written) == 1 and (tmp_path / IMAGE.replace('.jpg', '_assignment.png')).stat().st_size > 0
