@@ -9,8 +9,8 @@ final COCO mAP of each run, and prints a Markdown table: mean mAP@0.5 and mAP pe
 each seed's values, and the change against the plain-conv version of the same block with a mark
 (check: within the seed noise or better; cross: worse by more than the seed noise). Each run writes
 ``<work-dir>/<block>_<conv>_seed<S>/result.json``; runs with a result are not repeated, so an
-interrupted ablation resumes, and processes with different ``--seeds`` may share a work dir in
-parallel. ``--table-only`` prints (and draws) from the result files without training.
+interrupted ablation resumes, and several processes may share a work dir in parallel (each run is
+claimed by one of them). ``--table-only`` prints (and draws) from the result files without training.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from yolov7_mmdet.models.backbones.rep_ablation import BLOCK_KINDS, CONV_KINDS  
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'ablation', 'rep_conv')
 MARK_OK, MARK_LOSS = '\u2713', '\u2717'
+CLAIM_FILE = 'claimed'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,6 +71,20 @@ def final_metrics(run_dir: str) -> dict:
 
 def run_dir_of(work_dir: str, block: str, conv: str, seed: int) -> str:
     return osp.join(work_dir, f'{block}_{conv}_seed{seed}')
+
+
+def claim(run_dir: str) -> bool:
+    """Atomically mark a run as taken by this process; False when another process holds it.
+
+    The mark is removed when the run ends (also on failure); a process killed hard leaves it behind:
+    delete ``<run dir>/claimed`` to run that config again.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    try:
+        os.close(os.open(osp.join(run_dir, CLAIM_FILE), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def load_results(work_dir: str) -> dict:
@@ -158,10 +173,14 @@ def main(argv=None) -> None:
         for seed in args.seeds:  # seed-major: a partial run already covers every config once
             for block in args.blocks:
                 for conv in args.convs:
-                    if osp.exists(osp.join(run_dir_of(args.work_dir, block, conv, seed), 'result.json')):
-                        continue
-                    print(f'training {block}_{conv} seed {seed} ...', flush=True)
-                    print(f'  {train_one(block, conv, seed, args)}', flush=True)
+                    run_dir = run_dir_of(args.work_dir, block, conv, seed)
+                    if osp.exists(osp.join(run_dir, 'result.json')) or not claim(run_dir):
+                        continue  # done, or another process is training it
+                    try:
+                        print(f'training {block}_{conv} seed {seed} ...', flush=True)
+                        print(f'  {train_one(block, conv, seed, args)}', flush=True)
+                    finally:
+                        os.remove(osp.join(run_dir, CLAIM_FILE))
     summary = summarise(load_results(args.work_dir), args.blocks, args.convs)
     print(format_table(summary, args.blocks, args.convs))
     if args.figure:
