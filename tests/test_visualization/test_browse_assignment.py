@@ -115,7 +115,8 @@ def test_tool_positives_equal_the_loss_assigners(config, options, heads, size, c
         # every positive is one of the head's own candidate cells
         assert (head.candidates.valid.flatten(2) | ~pos).all()
         # the drawn objectness targets are the loss's: its objectness term is rebuilt from them
-        prefix, weight = ('', 1.0) if head.name == 'lead' else ('aux_', model.bbox_head.loss_module.aux_weight)
+        aux_weight = model.bbox_head.loss_module.aux_weight
+        prefix, weight = ('', 1.0) if head.name == 'lead' else ('aux_', aux_weight)
         rebuilt = _objectness_loss(head, maps[head.name], model.bbox_head, weight)
         torch.testing.assert_close(rebuilt, losses[f'loss_{prefix}obj'], rtol=1e-5, atol=0)
 

@@ -1,7 +1,8 @@
 """Run the planned re-parameterization ablation (the paper's Fig. 4) and print its table.
 
     python tools/analysis_tools/rep_conv_ablation.py --seeds 0 1 [--work-dir work_dirs/rep_conv_ablation]
-           [--blocks plain residual concat] [--convs conv repconv repconvn] [--figure docs/figures/rep_conv_fig4.png]
+           [--blocks plain residual concat] [--convs conv repconv repconvn]
+           [--figure docs/figures/rep_conv_fig4.png] [--table-only]
 
 Trains every config ``configs/ablation/rep_conv/<block>_<conv>.py`` once per seed with
 ``tools/train.py`` (one process per run, on the embedded demo shapes, made if missing), reads the

@@ -37,7 +37,9 @@ def example_cells(gt_box: Tuple[float, float, float, float] = EXAMPLE_GT, stride
             box, torch.ones(1, 1, dtype=torch.bool), anchors=size, strides=torch.tensor([stride]),
             level_shapes=[grid])
         valid = slots.valid[0, 0, :, 0, 0]  # (B, L, 5, A, M) -> the 5 neighbour slots
-        for x, y in zip(slots.grid_x[0, 0, :, 0, 0][valid].tolist(), slots.grid_y[0, 0, :, 0, 0][valid].tolist()):
+        xs = slots.grid_x[0, 0, :, 0, 0][valid].tolist()
+        ys = slots.grid_y[0, 0, :, 0, 0][valid].tolist()
+        for x, y in zip(xs, ys):
             cells.setdefault((x, y), region)
     return [(x, y, region) for (x, y), region in cells.items()]
 
@@ -190,9 +192,8 @@ def draw_elan_diagram(out_file: str, elan, title: str) -> None:
     ax.axis('off')
     y = 11
     ax.text(10, y, title, ha='center', fontsize=10)
-    rows = [(name, m) for name, m in convs]
-    step = 9.0 / max(1, len(rows))
-    for index, (name, conv) in enumerate(rows):
+    step = 9.0 / max(1, len(convs))
+    for index, (name, conv) in enumerate(convs):
         y = 9.8 - index * step
         kernel = f'{conv.kernel_size[0]}x{conv.kernel_size[1]}'
         group_text = f', groups={conv.groups}' if conv.groups > 1 else ''

@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 from matplotlib import patches  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .assignment import CandidateSlots, HeadAssignment, ImageAssignment, candidate_cells, positive_cells  # noqa: E402
+from .assignment import (CandidateSlots, HeadAssignment, ImageAssignment, candidate_cells,  # noqa: E402
+                         positive_cells)
 
 REGION_COLOURS = {'fine': '#1f9bd6', 'coarse': '#f08c00'}
 HEAD_COLOURS = {'lead': '#e0301e', 'aux': '#b23ad8'}
