@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from yolov7_mmdet.datasets.sources.coco_json import write_coco_json
 from yolov7_mmdet.datasets.sources.yolo_txt import read_yolo_txt
-from yolov7_mmdet.visualization import positive_cells
+from yolov7_mmdet.visualization import constraint_cells, positive_cells
+from yolov7_mmdet.visualization.assignment import centre_reachable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
@@ -120,8 +121,18 @@ def test_tool_positives_equal_the_loss_assigners(config, options, heads, size, c
         rebuilt = _objectness_loss(head, maps[head.name], model.bbox_head, weight)
         torch.testing.assert_close(rebuilt, losses[f'loss_{prefix}obj'], rtol=1e-5, atol=0)
 
-    written = browse_assignment.main(argv)  # the command itself: figure and summary
-    assert len(written) == 1 and (tmp_path / IMAGE.replace('.jpg', '_assignment.png')).stat().st_size > 0
+    # the decoder constraint on a real image: every fine cell can reach its GT's centre, no
+    # coarse-only cell can
+    for gt in assignment.gt_valid.nonzero().flatten().tolist():
+        for level, stride in enumerate(assignment.strides.tolist()):
+            for x, y, region in constraint_cells(assignment, level, gt):
+                reachable = centre_reachable(assignment.gt_bboxes[gt], torch.tensor(x), torch.tensor(y), stride)
+                assert bool(reachable) == (region == 'fine'), (gt, level, x, y)
+
+    written = browse_assignment.main(argv + ['--constraint-gt', '0'])  # the command: figures, summary
+    assert [p.rsplit('/', 1)[1] for p in written] == [IMAGE.replace('.jpg', '_assignment.png'),
+                                                      IMAGE.replace('.jpg', '_gt0_decoder_constraint.png')]
+    assert all((tmp_path / p.rsplit('/', 1)[1]).stat().st_size > 0 for p in written)
     summary = (tmp_path / IMAGE.replace('.jpg', '_summary.txt')).read_text()
     total = ', '.join(f'{name} {int(from_loss[name].pos_mask.sum())}' for name in heads)
     assert f'positives in all: {total}' in summary

@@ -1,7 +1,8 @@
 """See YOLOv7's label assignment on real images: candidates, positives, objectness targets.
 
     python tools/analysis_tools/browse_assignment.py CONFIG [--checkpoint CKPT] [--dataset train|val]
-           [--index I [I ...] | --image PATH] [--out DIR] [--tag TAG] [--cfg-options k=v ...]
+           [--index I [I ...] | --image PATH] [--out DIR] [--tag TAG]
+           [--constraint-gt G [--constraint-level L]] [--cfg-options k=v ...]
 
 For each image of the config's dataset (loaded with the config's *test* pipeline: resize and letterbox,
 no random augmentation, so the boxes are the network input's), the model is run in eval mode and the
@@ -14,7 +15,10 @@ predictions, exactly as the loss does (``yolov7_mmdet.visualization.assign_image
   dashed orange) and positives (filled purple) -- for P5 models without an aux head, the coarse
   candidates only. A positive is labelled ``a<anchor> <objectness target>`` (the CIoU the loss trains
   its objectness towards).
-* ``<image>[_<tag>]_summary.txt`` (also printed): per GT and level, fine / coarse candidates and positives.
+* ``<image>[_<tag>]_summary.txt`` (also printed): per GT and level, fine / coarse candidates and positives;
+* with ``--constraint-gt G``: ``<image>[_<tag>]_gt<G>_decoder_constraint.png``, for each fine and
+  coarse candidate cell of GT G on one level, the region its decoder can reach (-0.5 .. 1.5 cells) and
+  whether the GT centre lies in it.
 
 Without ``--checkpoint`` the model has its initial weights (epoch 0); with one, the positives come from
 the trained model's predictions, so the dynamic k (positives per GT) grows as the model learns.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import os.path as osp
 import sys
@@ -39,7 +44,8 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 import yolov7_mmdet  # noqa: E402,F401  (registers the plugin)
-from yolov7_mmdet.visualization import assign_image, assignment_summary, draw_assignment  # noqa: E402
+from yolov7_mmdet.visualization import (assign_image, assignment_summary, busiest_level,  # noqa: E402
+                                       constraint_cells, draw_assignment)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -52,6 +58,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     which.add_argument('--index', type=int, nargs='+', default=[0], help='dataset indices')
     which.add_argument('--image', help='the dataset image with this file name (or path)')
     parser.add_argument('--out', default=osp.join('work_dirs', 'browse_assignment'), help='output dir')
+    parser.add_argument('--constraint-gt', type=int, metavar='G',
+                        help='also draw the decoder constraint of GT G (index in the summary)')
+    parser.add_argument('--constraint-level', type=int, metavar='L',
+                        help='level index for --constraint-gt (default: its busiest level)')
     parser.add_argument('--tag', default='', help='added to the output names: <image>_<tag>_assignment.png')
     parser.add_argument('--seed', type=int, default=0, help='seed of the initial weights')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -169,7 +179,30 @@ def main(argv: Optional[Sequence[str]] = None) -> list[str]:
         draw_assignment(image, assignment, f'{stem}_assignment.png', class_names=class_names,
                         title=f'{osp.basename(img_path)} - {osp.basename(args.config)} - {weights}')
         written.append(f'{stem}_assignment.png')
+        if args.constraint_gt is not None:
+            written.append(draw_constraint(assignment, args.constraint_gt, args.constraint_level, stem))
     return written
+
+
+def draw_constraint(assignment, gt: int, level: Optional[int], stem: str) -> str:
+    """Draw the decoder constraint of one GT of the image on one level; returns the PNG path."""
+    from yolov7_mmdet.visualization.doc_figures import draw_decoder_constraint
+
+    num_gts = assignment.gt_bboxes.shape[0]
+    if not 0 <= gt < num_gts or not assignment.gt_valid[gt]:
+        raise SystemExit(f'--constraint-gt {gt}: the image has {num_gts} GTs; valid ones are '
+                         f'{assignment.gt_valid.nonzero().flatten().tolist()}')
+    level = busiest_level(assignment, gt) if level is None else level
+    if not 0 <= level < len(assignment.level_shapes):
+        raise SystemExit(f'--constraint-level {level}: the model has {len(assignment.level_shapes)} levels')
+    cells = constraint_cells(assignment, level, gt)
+    if not cells:
+        raise SystemExit(f'--constraint-gt {gt}: no candidate cell on level {level} (no anchor fits)')
+    stride = float(assignment.strides[level])
+    out_file = f'{stem}_gt{gt}_decoder_constraint.png'
+    draw_decoder_constraint(out_file, gt_box=assignment.gt_bboxes[gt].tolist(), stride=stride, cells=cells,
+                            title=f'GT {gt} on P{int(math.log2(stride))}')
+    return out_file
 
 
 if __name__ == '__main__':

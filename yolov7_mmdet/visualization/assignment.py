@@ -201,3 +201,19 @@ def centre_reachable(gt_bboxes: Tensor, grid_x: Tensor, grid_y: Tensor, stride: 
     centre = (gt_bboxes[..., :2] + gt_bboxes[..., 2:]) / 2
     region = reachable_centre_region(grid_x, grid_y, stride)
     return ((centre > region[..., :2]) & (centre < region[..., 2:])).all(dim=-1)
+
+
+def constraint_cells(assignment: ImageAssignment, level: int, gt: int) -> List[Tuple[int, int, str]]:
+    """The distinct candidate cells of one GT on one level: (x, y, 'fine') for the fine region, then
+    (x, y, 'coarse') for the cells only the coarse region adds."""
+    fine = {(x, y) for _, x, y in candidate_cells(assignment.heads[0].candidates, level, gt)}
+    coarse = {(x, y) for _, x, y in candidate_cells(assignment.coarse_candidates, level, gt)}
+    return [(x, y, 'fine') for x, y in sorted(fine)] + [(x, y, 'coarse') for x, y in sorted(coarse - fine)]
+
+
+def busiest_level(assignment: ImageAssignment, gt: int) -> int:
+    """The level where the GT has the most lead positives (then the most fine candidates)."""
+    lead = assignment.heads[0]
+    scores = [(sum(p[0] == gt for p in positive_cells(lead, level)),
+               len(candidate_cells(lead.candidates, level, gt))) for level in range(len(assignment.level_shapes))]
+    return max(range(len(scores)), key=lambda level: scores[level])

@@ -4,7 +4,7 @@ Each function writes one small PNG; ``tools/analysis_tools/draw_doc_figures.py``
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -87,30 +87,41 @@ def draw_worked_example(out_file: str) -> None:
     save_small_png(fig, out_file, colours=32)
 
 
-def draw_decoder_constraint(out_file: str) -> None:
-    """One panel per candidate cell: the region its decoder can reach and whether the GT centre is in it."""
-    stride = EXAMPLE_STRIDE
-    cells = example_cells()
-    gt = torch.tensor(EXAMPLE_GT)
-    fig, axes = plt.subplots(1, len(cells), figsize=(2.3 * len(cells), 2.7), dpi=80)
-    for ax, (x, y, region) in zip(axes, cells):
+def draw_decoder_constraint(out_file: str, *, gt_box: Sequence[float] = EXAMPLE_GT,
+                            stride: float = EXAMPLE_STRIDE,
+                            cells: Optional[List[Tuple[int, int, str]]] = None, title: str = '') -> None:
+    """One panel per candidate cell: the region its decoder can reach and whether the GT centre is in it.
+
+    Args:
+        out_file: PNG path.
+        gt_box: the GT, xyxy pixels (default: the worked example's).
+        stride: the level's stride in pixels.
+        cells: (x, y, 'fine' | 'coarse') candidate cells; default: :func:`example_cells` of the GT.
+        title: first line of the figure title.
+    """
+    cells = example_cells(tuple(gt_box), stride) if cells is None else cells
+    gt = torch.tensor(gt_box, dtype=torch.float32)
+    xs, ys = [c[0] for c in cells], [c[1] for c in cells]
+    x_range, y_range = (min(xs) - 1, max(xs) + 2), (min(ys) - 1, max(ys) + 2)
+    fig, axes = plt.subplots(1, len(cells), figsize=(2.3 * len(cells), 2.7), dpi=80, squeeze=False)
+    for ax, (x, y, region) in zip(axes[0], cells):
         grid_x, grid_y = torch.tensor(x), torch.tensor(y)
         reachable = bool(centre_reachable(gt, grid_x, grid_y, stride))
         rx1, ry1, rx2, ry2 = reachable_centre_region(grid_x, grid_y, stride).tolist()
-        _grid_axes(ax, (1, 6), (2, 7), stride)
+        _grid_axes(ax, x_range, y_range, stride)
         colour = OK_COLOUR if reachable else NO_COLOUR
         ax.add_patch(patches.Rectangle((rx1, ry1), rx2 - rx1, ry2 - ry1, facecolor=colour, alpha=0.25,
                                        edgecolor=colour, linestyle='--', linewidth=1.5))
         ax.add_patch(patches.Rectangle((x * stride, y * stride), stride, stride,
                                        facecolor=REGION_COLOURS[region], alpha=0.7))
-        _draw_gt(ax, EXAMPLE_GT)
+        _draw_gt(ax, gt_box)
         centre = ((gt[:2] + gt[2:]) / 2 / stride).tolist()
         offset = (centre[0] - x, centre[1] - y)
         mark = 'reachable' if reachable else 'NOT reachable'
         ax.set_title(f'cell ({x}, {y}) {region}\noffset ({offset[0]:.1f}, {offset[1]:.1f}): {mark}',
                      fontsize=8, color=colour)
-    fig.suptitle('Decoder constraint: a cell can put its centre only in (-0.5, 1.5) cells '
-                 '(dashed); x = GT centre', fontsize=9)
+    fig.suptitle((title + '\n' if title else '') + 'Decoder constraint: a cell can put its centre only '
+                 'in (-0.5, 1.5) cells (dashed); x = GT centre', fontsize=9)
     fig.tight_layout()
     save_small_png(fig, out_file, colours=32)
 
