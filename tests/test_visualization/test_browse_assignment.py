@@ -126,7 +126,8 @@ def test_tool_positives_equal_the_loss_assigners(config, options, heads, size, c
     for gt in assignment.gt_valid.nonzero().flatten().tolist():
         for level, stride in enumerate(assignment.strides.tolist()):
             for x, y, region in constraint_cells(assignment, level, gt):
-                reachable = centre_reachable(assignment.gt_bboxes[gt], torch.tensor(x), torch.tensor(y), stride)
+                cell = torch.tensor(x), torch.tensor(y)
+                reachable = centre_reachable(assignment.gt_bboxes[gt], *cell, stride)
                 assert bool(reachable) == (region == 'fine'), (gt, level, x, y)
 
     written = browse_assignment.main(argv + ['--constraint-gt', '0'])  # the command: figures, summary

@@ -214,6 +214,7 @@ def constraint_cells(assignment: ImageAssignment, level: int, gt: int) -> List[T
 def busiest_level(assignment: ImageAssignment, gt: int) -> int:
     """The level where the GT has the most lead positives (then the most fine candidates)."""
     lead = assignment.heads[0]
+    levels = range(len(assignment.level_shapes))
     scores = [(sum(p[0] == gt for p in positive_cells(lead, level)),
-               len(candidate_cells(lead.candidates, level, gt))) for level in range(len(assignment.level_shapes))]
+               len(candidate_cells(lead.candidates, level, gt))) for level in levels]
     return max(range(len(scores)), key=lambda level: scores[level])
