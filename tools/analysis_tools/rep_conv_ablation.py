@@ -160,7 +160,7 @@ def format_table(summary: dict, blocks: list, convs: list) -> str:
                 mark = MARK_OK if entry['keeps_accuracy'] else MARK_LOSS
                 verdict = f'{entry["delta"]:+.3f} {mark}'
             else:
-                verdict = 'baseline'
+                verdict = 'baseline' if conv == 'conv' else 'no plain-conv run to compare'
             lines.append(f'| {block} | {conv} | {entry["mAP"]:.3f} | {entry["mAP50"]:.3f} | {per_seed} '
                          f'| {verdict} |')
     return '\n'.join(lines)
