@@ -40,6 +40,13 @@ def test_marks_compare_with_the_plain_conv_of_the_same_block_within_seed_noise(w
     assert 'plain' not in table.split('\n', 2)[2]
 
 
+def test_one_seed_gets_no_mark(work_dir):
+    (work_dir / 'residual_repconv_seed1' / 'result.json').unlink()
+    summary = ablation.summarise(ablation.load_results(str(work_dir)), ['residual'], ['conv', 'repconv'])
+    assert summary[('residual', 'repconv')]['keeps_accuracy'] is None
+    assert '| -0.055 (one seed: no mark) |' in ablation.format_table(summary, ['residual'], ['conv', 'repconv'])
+
+
 def test_table_only_draws_the_figure(work_dir, capsys):
     figure = work_dir / 'fig4.png'
     ablation.main(['--table-only', '--work-dir', str(work_dir), '--figure', str(figure)])

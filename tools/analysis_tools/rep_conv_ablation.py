@@ -124,7 +124,8 @@ def mean(values: list) -> float:
 
 def summarise(results: dict, blocks: list, convs: list) -> dict:
     """Per (block, conv): mean mAP / mAP@0.5 over seeds, their spread, and the verdict against the
-    plain conv of the same block (``None`` for the plain conv itself)."""
+    plain conv of the same block (absent for the plain conv itself, ``None`` while either has a
+    single seed)."""
     summary = {}
     for block in blocks:
         for conv in convs:
@@ -141,6 +142,9 @@ def summarise(results: dict, blocks: list, convs: list) -> dict:
             if entry is None or base is None or conv == 'conv':
                 continue
             entry['delta'] = entry['mAP'] - base['mAP']
+            if min(len(entry['seeds']), len(base['seeds'])) < 2:
+                entry['keeps_accuracy'] = None  # one seed: no estimate of the noise, no mark
+                continue
             noise = max(entry['spread'], base['spread'])
             entry['keeps_accuracy'] = entry['delta'] >= -noise
     return summary
@@ -157,7 +161,7 @@ def format_table(summary: dict, blocks: list, convs: list) -> str:
                 continue
             per_seed = ' / '.join(f'{r["mAP"]:.3f}' for _, r in sorted(entry['seeds'].items()))
             if 'delta' in entry:
-                mark = MARK_OK if entry['keeps_accuracy'] else MARK_LOSS
+                mark = {True: MARK_OK, False: MARK_LOSS, None: '(one seed: no mark)'}[entry['keeps_accuracy']]
                 verdict = f'{entry["delta"]:+.3f} {mark}'
             else:
                 verdict = 'baseline' if conv == 'conv' else 'no plain-conv run to compare'
