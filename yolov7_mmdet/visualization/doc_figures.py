@@ -145,7 +145,8 @@ def draw_rep_conv_figure(summary: dict, out_file: str) -> None:
                 ax.set_title(f'{block} + {conv}: not run', fontsize=8)
                 continue
             ok = entry['keeps_accuracy']
-            mark, colour = {True: ('\u2713', OK_COLOUR), False: ('\u2717', NO_COLOUR), None: ('?', 'grey')}[ok]
+            marks = {True: ('\u2713', OK_COLOUR), False: ('\u2717', NO_COLOUR), None: ('?', 'grey')}
+            mark, colour = marks[ok]
             ax.text(9.3, 9.0, mark, fontsize=26, ha='center', va='center', color=colour, fontweight='bold')
             ax.set_title(f'{block} + {conv}\nmAP {entry["mAP"]:.3f} ({entry["delta"]:+.3f} vs conv)',
                          fontsize=8)
