@@ -89,7 +89,7 @@ def build_dataset(cfg: Config, split: str):
         dataset_cfg = dataset_cfg.dataset
     dataset_cfg = dataset_cfg.copy()
     dataset_cfg.pipeline = boxes_follow_image(cfg.test_dataloader.dataset.pipeline)
-    dataset_cfg.test_mode = False  # keep images without GTs out only as the training would
+    dataset_cfg.test_mode = False  # the split's filter_cfg applies (e.g. no GT-less images, as in training)
     return DATASETS.build(dataset_cfg)
 
 
