@@ -150,7 +150,8 @@ def draw_rep_conv_figure(summary: dict, out_file: str) -> None:
             ax.text(9.3, 9.0, mark, fontsize=26, ha='center', va='center', color=colour, fontweight='bold')
             ax.set_title(f'{block} + {conv}\nmAP {entry["mAP"]:.3f} ({entry["delta"]:+.3f} vs conv)',
                          fontsize=8)
-    fig.suptitle('Planned re-parameterization, measured (demo shapes, 128 px, mean of seeds)',
+    fig.suptitle('Planned re-parameterization, measured (demo shapes, 128 px, mean of seeds)\n'
+                 '\u2713: not below the plain-conv block by more than the seed spread; \u2717: below it',
                  fontsize=9)
     fig.tight_layout()
     save_small_png(fig, out_file, colours=32)
