@@ -82,7 +82,7 @@ def cost_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp('cost')
     # 640 x 640 x batch 2 of yolov7-tiny (27 GFLOPs) is over the limit: skipped; 64 x 64 is timed
     compare.main(['--mode', 'cost', '--models', 'yolov7_tiny', YOLOX_TINY, '--size', '64',
-                  '--batch', '2', '--warmup', '0', '--repeats', '1', '--max-batch-gflops', '20',
+                  '--batch', '2', '--warmup', '0', '--repeats', '1', '--max-call-gflops', '20',
                   '--out', str(out)])
     return out
 
@@ -107,7 +107,7 @@ def test_cost_mode_measures_the_deployed_models(cost_out):
     own, common, yolox_own, _ = json.loads((cost_out / 'cost.json').read_text())
     assert round(own['params_M'] * 1e6) == TINY_FUSED_PARAMS  # switch_to_deploy + fused BN
     assert own['GFLOPs'] == pytest.approx(common['GFLOPs'] * 100, rel=0.01)  # (640 / 64)^2
-    assert own['throughput_img_s'] is None and own['batch'] is None  # over --max-batch-gflops
+    assert own['throughput_img_s'] is None and own['batch'] is None  # over --max-call-gflops
     assert common['batch'] == 2 and common['throughput_img_s'] > 0
     assert own['latency_ms'] > common['latency_ms'] > 0
     assert yolox_own['published_AP'] == 32.0 and own['peak_MB'] is None  # CPU: not measured
@@ -180,3 +180,13 @@ def test_finished_runs_are_not_trained_again(train_out, capsys):
     compare.main(argv)
     assert result_file.stat().st_mtime_ns == before
     assert capsys.readouterr().out.count('finished before') == 2
+
+
+def test_calls_over_the_limit_are_not_made():
+    spec = compare.resolve_model('yolov7_tiny')
+    args = compare.parse_args(['--mode', 'cost', '--models', 'yolov7_tiny', '--out', 'o',
+                               '--size', '64', '--batch', '2', '--max-call-gflops', '1'])
+    (own, common), calls = compare.plan_model(spec, compare.deployed_model(spec, 'cpu'), args)
+    assert own['input'] == '640x640' and own['GFLOPs'] is None  # about 13.7: not even traced
+    assert common['GFLOPs'] < 1 and common['batch'] == 2
+    assert sorted(calls) == ['yolov7_tiny/common/1', 'yolov7_tiny/common/N']

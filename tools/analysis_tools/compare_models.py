@@ -22,7 +22,8 @@ mode: backbone, neck, head; no decoding / NMS), and peak memory (CUDA only: torc
 statistics). Every model is measured in its deployed form: ``switch_to_deploy()`` on every module that
 has one (ours: implicit folded, aux head dropped, RepConv merged) and conv + BN fused. The models are
 interleaved (one call of each per round, ``--warmup`` untimed rounds, then the median of
-``--repeats``); a batch-N call over ``--max-batch-gflops`` is skipped (shown as ``skipped``). The
+``--repeats``); a call over ``--max-call-gflops`` (batch N, or even batch 1 at a P6 model's 1280 on a
+small CPU) is not made and its cells stay empty (``-``). The
 ``published AP`` column is each model's COCO val box AP from its own model zoo (mmdet's metafiles;
 ours: the official YOLOv7 figures, ``configs/yolov7/README.md``), not measured here.
 
@@ -241,42 +242,59 @@ def deployed_model(spec: ModelSpec, device: str) -> torch.nn.Module:
     return switch_to_deploy(model)
 
 
+def plan_model(spec: ModelSpec, model: torch.nn.Module,
+               args: argparse.Namespace) -> Tuple[List[dict], Dict[str, Callable[[], None]]]:
+    """The rows (own size, common size) and timed calls of one model. A call over
+    ``--max-call-gflops`` is not made (an own size is judged by the common size's FLOPs scaled by
+    area, so that its count is not traced either); its cells stay empty."""
+    divisor = size_divisor(model)
+    if args.size % divisor:
+        raise ValueError(f'--size {args.size}: {spec.label} needs a multiple of {divisor}')
+    common = (args.size, args.size)
+    common_gflops = count_gflops(model, common, args.device)
+    params = sum(parameter.numel() for parameter in model.parameters())
+    rows, calls = [], {}
+    for size_name, shape in (('own', own_input_shape(spec.cfg, divisor)), ('common', common)):
+        row = dict(model=spec.label, size=size_name, input=f'{shape[0]}x{shape[1]}',
+                   params_M=params / 1e6, GFLOPs=None, latency_ms=None, batch=None,
+                   throughput_img_s=None, peak_MB=None, published_AP=spec.published_ap)
+        rows.append(row)
+        estimate = common_gflops * shape[0] * shape[1] / (args.size * args.size)
+        if estimate > args.max_call_gflops:
+            print(f'[{spec.label}] {size_name} {row["input"]}: about {estimate:.0f} GFLOPs, over '
+                  '--max-call-gflops: not measured', flush=True)
+            continue
+        row['GFLOPs'] = common_gflops if shape == common else count_gflops(model, shape,
+                                                                            args.device)
+        print(f'[{spec.label}] {size_name} {row["input"]}: {row["GFLOPs"]:.1f} GFLOPs', flush=True)
+        calls[f'{spec.label}/{size_name}/1'] = forward_call(model, 1, shape, args.device)
+        if row['GFLOPs'] * args.batch <= args.max_call_gflops:
+            row['batch'] = args.batch
+            calls[f'{spec.label}/{size_name}/N'] = forward_call(model, args.batch, shape,
+                                                                 args.device)
+    return rows, calls
+
+
 def run_cost(specs: Sequence[ModelSpec], args: argparse.Namespace) -> List[dict]:
     """One record per (model, size): the columns of ``COST_COLUMNS``."""
-    device = args.device
-    models, shapes, rows = {}, {}, []
+    rows, calls = [], {}
     for spec in specs:
         print(f'[{spec.label}] build, deploy form', flush=True)
-        model = models[spec.label] = deployed_model(spec, device)
-        divisor = size_divisor(model)
-        if args.size % divisor:
-            raise ValueError(f'--size {args.size}: {spec.label} needs a multiple of {divisor}')
-        shapes[spec.label] = dict(own=own_input_shape(spec.cfg, divisor),
-                                  common=(args.size, args.size))
-    calls = {}
-    for spec in specs:
-        model = models[spec.label]
-        params = sum(parameter.numel() for parameter in model.parameters())
-        for size_name, shape in shapes[spec.label].items():
-            gflops = count_gflops(model, shape, device)
-            print(f'[{spec.label}] {size_name} {shape[0]}x{shape[1]}: {gflops:.1f} GFLOPs', flush=True)
-            key = f'{spec.label}/{size_name}'
-            calls[f'{key}/1'] = forward_call(model, 1, shape, device)
-            batch_fits = gflops * args.batch <= args.max_batch_gflops
-            if batch_fits:
-                calls[f'{key}/N'] = forward_call(model, args.batch, shape, device)
-            rows.append(dict(model=spec.label, size=size_name, input=f'{shape[0]}x{shape[1]}',
-                             params_M=params / 1e6, GFLOPs=gflops, published_AP=spec.published_ap,
-                             batch=args.batch if batch_fits else None))
+        model_rows, model_calls = plan_model(spec, deployed_model(spec, args.device), args)
+        rows += model_rows
+        calls.update(model_calls)
     print(f'timing {len(calls)} calls: {args.warmup} warm-up + {args.repeats} timed rounds',
           flush=True)
-    timings = interleaved_medians(calls, warmup=args.warmup, repeats=args.repeats, device=device)
+    timings = interleaved_medians(calls, warmup=args.warmup, repeats=args.repeats,
+                                  device=args.device)
     for row in rows:
         key = f'{row["model"]}/{row["size"]}'
-        row['latency_ms'] = timings[f'{key}/1']['seconds'] * 1e3
-        batched = timings.get(f'{key}/N')
-        row['throughput_img_s'] = args.batch / batched['seconds'] if batched else None
-        row['peak_MB'] = (batched or timings[f'{key}/1'])['peak_mb']
+        single, batched = timings.get(f'{key}/1'), timings.get(f'{key}/N')
+        if single:
+            row['latency_ms'] = single['seconds'] * 1e3
+            row['peak_MB'] = (batched or single)['peak_mb']
+        if batched:
+            row['throughput_img_s'] = args.batch / batched['seconds']
     return rows
 
 
@@ -626,8 +644,10 @@ def plot_cost(rows: Sequence[dict], path: Path, title: str) -> None:
     plt.close(figure)
 
 
-def plot_train(results: Sequence[dict], path: Path, *, x_key: str, x_label: str, title: str) -> None:
-    """mAP per epoch of every run against ``x_key`` (epoch, or training minutes)."""
+def plot_train(results: Sequence[dict], floor: dict, path: Path, *, x_key: str, x_label: str,
+               title: str) -> None:
+    """mAP per epoch of every run against ``x_key`` (epoch, or training minutes), and the
+    whole-image-box floor as a dashed line."""
     import matplotlib.pyplot as plt
     figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=90)
     colours = model_colours([result['model'] for result in results])
@@ -638,6 +658,7 @@ def plot_train(results: Sequence[dict], path: Path, *, x_key: str, x_label: str,
         labelled.add(result['model'])
         axes.plot(xs, [epoch['mAP'] for epoch in result['history']], marker='.',
                   color=colours[result['model']], label=label, alpha=0.8)
+    axes.axhline(floor['mAP'], color='grey', linestyle='--', label='whole-image box per image')
     axes.set(xlabel=x_label, ylabel='COCO mAP (val)', title=title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
@@ -670,9 +691,9 @@ def write_train_outputs(results: Sequence[dict], floor: dict, args: argparse.Nam
                   f'mAP@0.5 {cell(floor["mAP_50"])}.\n')
     (out / 'train.md').write_text(budget + '\n\n' + markdown_table(summarise(results),
                                                                    SUMMARY_COLUMNS) + floor_line)
-    plot_train(results, out / 'map_vs_epoch.png', x_key='epoch', x_label='epoch',
+    plot_train(results, floor, out / 'map_vs_epoch.png', x_key='epoch', x_label='epoch',
                title=f'mAP vs epoch ({args.size} px, batch {args.batch})')
-    plot_train(results, out / 'map_vs_time.png', x_key='train_seconds',
+    plot_train(results, floor, out / 'map_vs_time.png', x_key='train_seconds',
                x_label='training wall time (min)', title=f'mAP vs training time ({args.size} px)')
 
 
@@ -706,8 +727,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     cost = parser.add_argument_group('cost mode')
     cost.add_argument('--warmup', type=int, default=1, help='untimed rounds')
     cost.add_argument('--repeats', type=int, default=3, help='timed rounds (median)')
-    cost.add_argument('--max-batch-gflops', type=float, default=1000.0,
-                      help='skip a batch-N call whose FLOPs exceed this (G)')
+    cost.add_argument('--max-call-gflops', type=float, default=float('inf'),
+                      help='do not time a call (batch 1 or N) whose FLOPs exceed this (G)')
     train = parser.add_argument_group('train mode')
     train.add_argument('--data', nargs=2, metavar=('TRAIN_JSON', 'VAL_JSON'))
     train.add_argument('--image-root', nargs='+',
