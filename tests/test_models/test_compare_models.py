@@ -190,3 +190,13 @@ def test_calls_over_the_limit_are_not_made():
     assert own['input'] == '640x640' and own['GFLOPs'] is None  # about 13.7: not even traced
     assert common['GFLOPs'] < 1 and common['batch'] == 2
     assert sorted(calls) == ['yolov7_tiny/common/1', 'yolov7_tiny/common/N']
+
+
+def test_cost_plot_falls_back_to_the_common_size(tmp_path):
+    def row(model, size, latency):
+        return dict(model=model, size=size, input='320x320', latency_ms=latency, published_AP=40.0)
+
+    rows = [row('big', 'own', None), row('big', 'common', 50.0),  # own size not measured
+            row('small', 'own', 10.0), row('small', 'common', 5.0)]
+    compare.plot_cost(rows, tmp_path / 'ap.png', 'title')
+    _assert_png(tmp_path / 'ap.png')

@@ -89,8 +89,9 @@ class ModelSpec:
 
 
 def model_label(name: str) -> str:
-    """``yolov7_tiny`` -> itself; ``mmdet::yolox/yolox_tiny_8xb8-300e_coco.py`` -> ``yolox_tiny``."""
-    stem = Path(name).stem
+    """``yolov7_tiny`` -> itself; ``mmdet::yolox/yolox_tiny_8xb8-300e_coco.py`` -> ``yolox_tiny``;
+    ``faster-rcnn_r50_fpn_1x_coco.py`` -> ``faster-rcnn_r50_fpn_1x``."""
+    stem = re.sub(r'_coco$', '', Path(name).stem)
     return re.split(r'_\d+xb\d+', stem)[0]
 
 
@@ -627,17 +628,23 @@ def model_colours(models: Sequence[str]) -> dict:
 
 
 def plot_cost(rows: Sequence[dict], path: Path, title: str) -> None:
-    """Published COCO AP against measured batch-1 latency at each model's own input size."""
+    """Published COCO AP against measured batch-1 latency: at each model's own input size (filled)
+    or, where that was not measured, at the common size (hollow)."""
     import matplotlib.pyplot as plt
-    own = [row for row in rows if row['size'] == 'own' and row['published_AP'] is not None]
     figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=90)
-    colours = model_colours([row['model'] for row in own])
-    for row in own:
-        axes.scatter(row['latency_ms'], row['published_AP'], color=colours[row['model']])
-        axes.annotate(f'{row["model"]} ({row["input"]})', (row['latency_ms'], row['published_AP']),
+    models = [row['model'] for row in rows]
+    colours = model_colours(models)
+    for model in dict.fromkeys(models):
+        own, common = [row for row in rows if row['model'] == model]
+        row = own if own['latency_ms'] is not None else common
+        if row['latency_ms'] is None or row['published_AP'] is None:
+            continue
+        axes.scatter(row['latency_ms'], row['published_AP'], edgecolors=colours[model],
+                     facecolors=colours[model] if row is own else 'none')
+        axes.annotate(f'{model} ({row["input"]})', (row['latency_ms'], row['published_AP']),
                       fontsize=7, xytext=(3, 3), textcoords='offset points')
-    axes.set(xscale='log', xlabel='measured latency, batch 1, own input size (ms, log scale)',
-             ylabel='published COCO val box AP', title=title)
+    axes.set(xscale='log', xlabel='measured latency, batch 1 (ms, log scale); filled: own input '
+             'size, hollow: common size', ylabel='published COCO val box AP', title=title)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
