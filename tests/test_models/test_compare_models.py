@@ -88,7 +88,7 @@ def cost_out(tmp_path_factory) -> Path:
 
 
 def test_cost_mode_outputs_agree(cost_out):
-    records = json.loads((cost_out / 'cost.json').read_text())
+    records = json.loads((cost_out / 'cost.json').read_text())['rows']
     rows = _read_csv(cost_out / 'cost.csv')
     table = (cost_out / 'cost.md').read_text()
     assert [(r['model'], r['size'], r['input']) for r in records] == [
@@ -103,8 +103,17 @@ def test_cost_mode_outputs_agree(cost_out):
     _assert_png(cost_out / 'ap_vs_latency.png')
 
 
+def test_replot_rewrites_the_outputs_without_measuring(cost_out):
+    table = (cost_out / 'cost.md').read_text()
+    (cost_out / 'cost.md').unlink()
+    (cost_out / 'ap_vs_latency.png').unlink()
+    compare.main(['--mode', 'cost', '--replot', '--out', str(cost_out)])
+    assert (cost_out / 'cost.md').read_text() == table
+    _assert_png(cost_out / 'ap_vs_latency.png')
+
+
 def test_cost_mode_measures_the_deployed_models(cost_out):
-    own, common, yolox_own, _ = json.loads((cost_out / 'cost.json').read_text())
+    own, common, yolox_own, _ = json.loads((cost_out / 'cost.json').read_text())['rows']
     assert round(own['params_M'] * 1e6) == TINY_FUSED_PARAMS  # switch_to_deploy + fused BN
     assert own['GFLOPs'] == pytest.approx(common['GFLOPs'] * 100, rel=0.01)  # (640 / 64)^2
     assert own['throughput_img_s'] is None and own['batch'] is None  # over --max-call-gflops

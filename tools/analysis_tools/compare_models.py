@@ -631,7 +631,7 @@ def plot_cost(rows: Sequence[dict], path: Path, title: str) -> None:
     """Published COCO AP against measured batch-1 latency: at each model's own input size (filled)
     or, where that was not measured, at the common size (hollow)."""
     import matplotlib.pyplot as plt
-    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=90)
+    figure, axes = plt.subplots(figsize=(8, 5), dpi=90)
     models = [row['model'] for row in rows]
     colours = model_colours(models)
     for model in dict.fromkeys(models):
@@ -642,9 +642,10 @@ def plot_cost(rows: Sequence[dict], path: Path, title: str) -> None:
         axes.scatter(row['latency_ms'], row['published_AP'], edgecolors=colours[model],
                      facecolors=colours[model] if row is own else 'none')
         axes.annotate(f'{model} ({row["input"]})', (row['latency_ms'], row['published_AP']),
-                      fontsize=7, xytext=(3, 3), textcoords='offset points')
-    axes.set(xscale='log', xlabel='measured latency, batch 1 (ms, log scale); filled: own input '
-             'size, hollow: common size', ylabel='published COCO val box AP', title=title)
+                      fontsize=6, xytext=(3, 3), textcoords='offset points')
+    axes.set(xscale='log', xlabel='measured batch-1 latency (ms, log scale)',
+             ylabel='published COCO val box AP',
+             title=f'{title}\nfilled: own input size; hollow: common size (own not timed)')
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
@@ -674,15 +675,23 @@ def plot_train(results: Sequence[dict], floor: dict, path: Path, *, x_key: str, 
     plt.close(figure)
 
 
-def write_cost_outputs(rows: Sequence[dict], args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    write_json(out / 'cost.json', list(rows))
+def cost_settings(args: argparse.Namespace) -> dict:
+    return dict(device=args.device, threads=torch.get_num_threads(), warmup=args.warmup,
+                repeats=args.repeats, batch=args.batch, size=args.size,
+                max_call_gflops=args.max_call_gflops)
+
+
+def write_cost_outputs(rows: Sequence[dict], settings: dict, out: Path) -> None:
+    """``cost.json`` (settings and rows), ``cost.csv``, ``cost.md`` and ``ap_vs_latency.png``."""
+    write_json(out / 'cost.json', dict(settings=settings, rows=list(rows)))
     write_csv(out / 'cost.csv', rows, COST_COLUMNS)
-    header = (f'cost on {args.device} ({torch.get_num_threads()} torch threads): deployed forms, '
-              f'tensor mode; latency = median of {args.repeats} after {args.warmup} warm-up; '
-              f'throughput at batch {args.batch}; published_AP = model zoo, not measured\n\n')
+    header = (f'cost on {settings["device"]} ({settings["threads"]} torch thread(s)): deployed '
+              f'forms, tensor mode; latency = median of {settings["repeats"]} after '
+              f'{settings["warmup"]} warm-up; throughput at batch {settings["batch"]}; calls over '
+              f'{settings["max_call_gflops"]:g} GFLOPs not made (-); published_AP = model zoo, '
+              'not measured\n\n')
     (out / 'cost.md').write_text(header + markdown_table(rows, COST_COLUMNS))
-    plot_cost(rows, out / 'ap_vs_latency.png', f'published AP vs latency ({args.device})')
+    plot_cost(rows, out / 'ap_vs_latency.png', f'published AP vs latency ({settings["device"]})')
 
 
 def write_train_outputs(results: Sequence[dict], floor: dict, args: argparse.Namespace) -> None:
@@ -722,7 +731,7 @@ def load_from_arg(values: Optional[Sequence[str]]) -> Dict[str, str]:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--mode', choices=('cost', 'train'), required=True)
-    parser.add_argument('--models', nargs='+', required=True,
+    parser.add_argument('--models', nargs='+', default=[],
                         help='our short names, mmdet:: configs or config files')
     parser.add_argument('--out', required=True, help='output folder (tables, CSV, JSON, plots)')
     parser.add_argument('--size', type=int, default=320,
@@ -734,6 +743,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     cost = parser.add_argument_group('cost mode')
     cost.add_argument('--warmup', type=int, default=1, help='untimed rounds')
     cost.add_argument('--repeats', type=int, default=3, help='timed rounds (median)')
+    cost.add_argument('--replot', action='store_true',
+                      help='measure nothing: rewrite the table, CSV and plot from --out/cost.json')
     cost.add_argument('--max-call-gflops', type=float, default=float('inf'),
                       help='do not time a call (batch 1 or N) whose FLOPs exceed this (G)')
     train = parser.add_argument_group('train mode')
@@ -748,6 +759,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                        help='start a model from a checkpoint instead of from scratch')
     train.add_argument('--log-level', default='WARNING', help="mmengine's log level")
     args = parser.parse_args(argv)
+    if not args.models and not (args.mode == 'cost' and args.replot):
+        parser.error('--models is required (except with --mode cost --replot)')
     if args.mode == 'train' and not args.data:
         parser.error('--mode train needs --data TRAIN_JSON VAL_JSON')
     try:
@@ -764,8 +777,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     specs = resolve_models(args.models)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.mode == 'cost':
-        rows = run_cost(specs, args)
-        write_cost_outputs(rows, args)
+        if args.replot:
+            saved = json.loads((Path(args.out) / 'cost.json').read_text())
+            write_cost_outputs(saved['rows'], saved['settings'], Path(args.out))
+        else:
+            write_cost_outputs(run_cost(specs, args), cost_settings(args), Path(args.out))
     else:
         results, floor = run_train(specs, args)
         write_train_outputs(results, floor, args)
