@@ -23,7 +23,8 @@ statistics). Every model is measured in its deployed form: ``switch_to_deploy()`
 has one (ours: implicit folded, aux head dropped, RepConv merged) and conv + BN fused. The models are
 interleaved (one call of each per round, ``--warmup`` untimed rounds, then the median of
 ``--repeats``); a call over ``--max-call-gflops`` (batch N, or even batch 1 at a P6 model's 1280 on a
-small CPU) is not made and its cells stay empty (``-``). The
+small CPU) is not made and its cells stay empty (``-``); ``--replot`` rewrites the table, CSV and
+plot from a saved ``cost.json`` without measuring. The
 ``published AP`` column is each model's COCO val box AP from its own model zoo (mmdet's metafiles;
 ours: the official YOLOv7 figures, ``configs/yolov7/README.md``), not measured here.
 
@@ -38,8 +39,8 @@ Each recipe is scaled to the budget of ``--epochs`` (what it keeps and what it c
 * its schedule's phases scaled by ``epochs / recipe epochs``, at least one epoch each: a boundary in
   the first half keeps its distance from the start, one in the second half its distance from the
   end (YOLOX at 10 of 300 epochs: 1 warmup, 8 cosine, 1 constant); an iteration-based warmup (RTMDet
-  1000, Faster R-CNN 500 iterations: under 1 % of their COCO schedules) becomes one epoch; ours: 1
-  warmup epoch and no 1000-iteration minimum;
+  1000, Faster R-CNN 500 iterations: under 1 % of their COCO schedules) becomes one epoch; ours:
+  its 3 warmup epochs scaled the same way, without the 1000-iteration minimum;
 * the same training pipeline for all (letterbox to ``--size``, random flip; no mosaic, mixup,
   multi-scale batches or their switch-off hooks): in a budget of a few hundred iterations these
   strong augmentations slow learning down, and it keeps the data identical for every model;
