@@ -165,6 +165,8 @@ def test_train_mode_outputs_agree(train_out):
         assert 0.0 <= final['mAP'] <= final['mAP_50'] <= 1.0
         assert f'| {run["model"]} | 0 | {compare.cell(final["mAP"])} | ' in table
     assert 'whole-image box' in table
+    for run in runs:  # each run logs into its own folder (mmengine's visualizer is a global)
+        assert list((out / 'runs' / f'{run["model"]}_seed0').glob('*/vis_data/scalars.json'))
     for plot in ('map_vs_epoch.png', 'map_vs_time.png'):
         _assert_png(out / plot)
 

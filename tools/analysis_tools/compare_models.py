@@ -448,6 +448,8 @@ def train_config(spec: ModelSpec, args: argparse.Namespace, *, seed: int, data: 
     cfg.resume = False
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'{spec.label}_seed{seed}_{time.strftime("%Y%m%d_%H%M%S")}'
+    if cfg.get('visualizer'):  # a global instance by name: else each run logs into the first's
+        cfg.visualizer.name = cfg.experiment_name
     cfg.log_level = args.log_level
     return cfg
 
