@@ -602,11 +602,12 @@ def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
         writer.writerows({column: row[column] for column in columns} for row in rows)
 
 
-def spread(values: Sequence[float]) -> str:
+def spread(values: Sequence[float], decimals: int = 3) -> str:
     """``mean (min-max)`` of one value over seeds."""
     if len(values) == 1:
-        return cell(values[0])
-    return f'{cell(float(np.mean(values)))} ({cell(min(values))}-{cell(max(values))})'
+        return cell(values[0], decimals)
+    return (f'{cell(float(np.mean(values)), decimals)} '
+            f'({cell(min(values), decimals)}-{cell(max(values), decimals)})')
 
 
 def summarise(results: Sequence[dict]) -> List[dict]:
@@ -620,7 +621,7 @@ def summarise(results: Sequence[dict]) -> List[dict]:
             final_mAP=spread([final['mAP'] for final in finals]),
             final_mAP_50=spread([final['mAP_50'] for final in finals]),
             best_mAP=spread([max(epoch['mAP'] for epoch in run['history']) for run in runs]),
-            train_minutes=spread([final['train_seconds'] / 60 for final in finals])))
+            train_minutes=spread([final['train_seconds'] / 60 for final in finals], decimals=1)))
     return rows
 
 
@@ -710,10 +711,12 @@ def write_train_outputs(results: Sequence[dict], floor: dict, args: argparse.Nam
                   f'mAP@0.5 {cell(floor["mAP_50"])}.\n')
     (out / 'train.md').write_text(budget + '\n\n' + markdown_table(summarise(results),
                                                                    SUMMARY_COLUMNS) + floor_line)
+    data = Path(args.data[0]).stem  # the training file names the data
     plot_train(results, floor, out / 'map_vs_epoch.png', x_key='epoch', x_label='epoch',
-               title=f'mAP vs epoch ({args.size} px, batch {args.batch})')
+               title=f'{data}: mAP vs epoch ({args.size} px, batch {args.batch})')
     plot_train(results, floor, out / 'map_vs_time.png', x_key='train_seconds',
-               x_label='training wall time (min)', title=f'mAP vs training time ({args.size} px)')
+               x_label='training wall time (min)',
+               title=f'{data}: mAP vs training time ({args.size} px, batch {args.batch})')
 
 
 # ----------------------------------------------------------------------------------------------
