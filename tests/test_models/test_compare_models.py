@@ -4,7 +4,7 @@ The two end-to-end runs are tiny (64 px; the train mode one epoch on 8 raccoon i
 that the tool runs our models and mmdet's side by side and that its outputs agree, not any figure.
 """
 import csv
-import importlib.util
+import importlib
 import json
 import sys
 from pathlib import Path
