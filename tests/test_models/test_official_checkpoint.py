@@ -9,6 +9,7 @@ import importlib.util
 import os
 import pickle
 import subprocess
+import types
 
 import pytest
 import torch
@@ -234,6 +235,26 @@ def test_wrong_arch_is_refused_naming_the_fitting_one(tmp_path):
     save_official(stripped_checkpoint(official_model(official_state_with_anchors(model))), tmp_path / 'tiny.pt')
     with pytest.raises(ValueError, match=r'tiny.pt is not a yolov7-l checkpoint \(.*\); it fits --arch tiny'):
         load_converter_tool().main([str(tmp_path / 'tiny.pt'), str(tmp_path / 'ours.pth'), '--arch', 'l'])
+
+
+def fuseforward(self, x):
+    """Named as the official ``Conv.fuseforward``, which ``Model.fuse()`` binds as ``forward``; never runs."""
+    raise AssertionError('unpickling must not resolve the bound method')
+
+
+def test_fused_checkpoint_is_refused_as_fused(tmp_path):
+    """After ``Model.fuse()`` every Conv's ``forward`` is a bound method, pickled as ``builtins.getattr``."""
+    model = official_model(official_state_with_anchors(build_model('tiny', device='meta')))
+    conv = model.model._modules['0']
+    conv.forward = types.MethodType(fuseforward, conv)  # Model.fuse(): m.forward = m.fuseforward
+    save_official({'model': model.half(), 'optimizer': None, 'epoch': -1}, tmp_path / 'fused.pt')
+    with pytest.raises(ValueError, match=r'fused.pt: saved after the official Model.fuse\(\).*nothing was unpickled'):
+        official_state_dict(tmp_path / 'fused.pt')
+    model.model._modules['0'].hidden = getattr  # builtins.getattr without a fused forward stays refused as such
+    del conv.forward
+    save_official({'model': model}, tmp_path / 'getattr.pt')
+    with pytest.raises(UnsafeCheckpointError, match='refusing global builtins.getattr'):
+        official_state_dict(tmp_path / 'getattr.pt')
 
 
 def test_crafted_module_trees_give_one_clear_line(tmp_path):
