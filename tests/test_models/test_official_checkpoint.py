@@ -9,10 +9,12 @@ import importlib.util
 import os
 import pickle
 import subprocess
+import types
 
 import pytest
 import torch
 from official_format import official_model, save_official, stripped_checkpoint, train_py_checkpoint
+from mmengine.runner import load_checkpoint
 from official_weights import official_input
 from test_official_conversion import (FIXTURES, anchor_major, load_converter_tool,
                                       official_style_state)
@@ -25,11 +27,12 @@ from yolov7_mmdet.utils.official_checkpoint import (UnsafeCheckpointError, offic
 LEAD_ONLY_P6 = {'neck.aux_taps': False, 'bbox_head.aux_in_channels': None, 'bbox_head.aux_feat_channels': None}
 
 
-def official_state_with_anchors(model) -> dict:
+def official_state_with_anchors(model, anchors=None) -> dict:
+    """Official-keyed weights with the detect layer's anchor buffers (``anchors``: pixels, default the head's)."""
     state = official_style_state(model)
     detect = max(int(key.split('.')[1]) for key in state if '.m.0.' in key)
     # the official detect layer's buffers: anchors (L, A, 2) in grid units, anchor_grid (L, 1, A, 1, 1, 2) px
-    anchors = model.bbox_head.anchors
+    anchors = model.bbox_head.anchors if anchors is None else anchors
     state[f'model.{detect}.anchors'] = anchors / model.bbox_head.strides.view(-1, 1, 1)
     state[f'model.{detect}.anchor_grid'] = anchors.view(len(anchors), 1, -1, 1, 1, 2).clone()
     return state
@@ -82,6 +85,78 @@ def test_stripped_fp16_checkpoint_reads_as_the_rounded_weights(arch, overrides, 
     if overrides:  # ... and refuses it with the training config's aux head (docs/pretrained.md)
         with pytest.raises(ValueError, match='missing: bbox_head.aux_convs.0'):
             check_checkpoint_fits(build_model(arch, device='meta'), str(tmp_path / 'ours.pth'))
+
+
+def auto_anchored(anchors):
+    """Anchors as the official ``check_anchors`` writes them after k-means: other, non-integer pixels."""
+    offsets = torch.linspace(0.1, 0.9, anchors.numel() // 2).view(*anchors.shape[:2], 1)  # (L*A,) -> (L, A, 1)
+    return anchors * torch.tensor([1.31, 0.77]) + offsets
+
+
+def official_decode(lead, anchor_grid, strides):
+    """The official ``IDetect.forward`` in eval mode: ``(B, N, 5+C)`` xywh pixels and sigmoids.
+
+    Args:
+        lead: Raw maps ``(B, A, H, W, 5+C)`` per level; anchor_grid: ``(L, A, 2)`` pixels.
+    """
+    decoded = []
+    for raw, anchors, stride in zip(lead, anchor_grid, strides):
+        y = raw.sigmoid()
+        batch, _, height, width, outputs = y.shape
+        grid_y, grid_x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
+        grid = torch.stack((grid_x, grid_y), -1).view(1, 1, height, width, 2)  # (H, W, 2) -> (1, 1, H, W, 2)
+        xy = (y[..., :2] * 2 - 0.5 + grid) * stride
+        wh = (y[..., 2:4] * 2) ** 2 * anchors.view(1, -1, 1, 1, 2)  # (A, 2) -> (1, A, 1, 1, 2)
+        decoded.append(torch.cat((xy, wh, y[..., 4:]), -1).view(batch, -1, outputs))  # -> (B, A*H*W, 5+C)
+    return torch.cat(decoded, 1)
+
+
+def test_official_decode_helper_is_the_official_code():
+    golden = torch.load(FIXTURES / 'yolov7_head_nms_golden.pt', weights_only=True)
+    maps = [m.view(2, 3, 8, m.shape[2], m.shape[3]).permute(0, 1, 3, 4, 2) for m in golden['nc3']['maps']]
+    torch.testing.assert_close(official_decode(maps, golden['anchors'], golden['strides']),
+                               golden['nc3']['decoded'], rtol=0, atol=1e-4)
+
+
+def test_auto_anchored_checkpoint_converts_with_its_anchors(tmp_path, capsys):
+    """Anchors changed by the official auto-anchor are saved, loaded by load_from / tools/test.py and
+    decode as the official model with those anchors; the raw maps are unchanged."""
+    model = build_model('tiny', device='meta')
+    anchors = auto_anchored(model.bbox_head.anchors)
+    save_official(train_py_checkpoint(official_model(official_state_with_anchors(model, anchors)), half=False),
+                  tmp_path / 'last.pt')
+    load_converter_tool().main([str(tmp_path / 'last.pt'), str(tmp_path / 'ours.pth'), '--arch', 'tiny'])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith('anchors: the file\'s [[[13.2, 10.11], [21.16, 23.3]') and \
+        "differ from the config's [[[10.0, 13.0]" in lines[0], lines
+    assert torch.equal(torch.load(tmp_path / 'ours.pth', weights_only=True)['state_dict']['bbox_head.anchors'],
+                       anchors)
+    ours = build_model('tiny').eval()  # config anchors until the checkpoint is loaded
+    check_checkpoint_fits(ours, str(tmp_path / 'ours.pth'))  # tools/test.py's check, then mmengine's load
+    load_checkpoint(ours, str(tmp_path / 'ours.pth'), map_location='cpu', strict=True, logger='silent')
+    assert torch.equal(ours.bbox_head.anchors, anchors)
+    golden = torch.load(FIXTURES / 'official_yolov7_tiny.pt', weights_only=True)
+    with torch.no_grad():
+        lead, _ = ours._forward(official_input(64))
+        boxes, scores = ours.bbox_head.decode(lead)
+    for raw, theirs in zip(lead, golden['lead'], strict=True):
+        torch.testing.assert_close(anchor_major(raw), theirs, rtol=1e-4, atol=1e-4)
+    decoded = official_decode(golden['lead'], anchors, ours.bbox_head.strides)
+    xy, wh = decoded[..., :2], decoded[..., 2:4]
+    torch.testing.assert_close(boxes, torch.cat([xy - wh / 2, xy + wh / 2], -1), rtol=0, atol=1e-3)
+    torch.testing.assert_close(scores, decoded[..., 4:5] * decoded[..., 5:], rtol=1e-4, atol=1e-6)
+
+
+def test_fp16_auto_anchored_checkpoint_keeps_the_rounded_anchor_grid(tmp_path, capsys):
+    """fp16 rounds ``anchors`` (grid units) and ``anchor_grid`` (pixels) apart: the grid is taken."""
+    model = build_model('tiny', device='meta')
+    anchors = auto_anchored(model.bbox_head.anchors)
+    save_official(stripped_checkpoint(official_model(official_state_with_anchors(model, anchors))),
+                  tmp_path / 'best.pt')
+    load_converter_tool().main([str(tmp_path / 'best.pt'), str(tmp_path / 'ours.pth'), '--arch', 'tiny'])
+    assert 'differ from the config' in capsys.readouterr().out
+    converted = torch.load(tmp_path / 'ours.pth', weights_only=True)['state_dict']['bbox_head.anchors']
+    assert torch.equal(converted, anchors.half().float())
 
 
 def test_use_ema_takes_the_ema_model(tmp_path):
@@ -160,6 +235,26 @@ def test_wrong_arch_is_refused_naming_the_fitting_one(tmp_path):
     save_official(stripped_checkpoint(official_model(official_state_with_anchors(model))), tmp_path / 'tiny.pt')
     with pytest.raises(ValueError, match=r'tiny.pt is not a yolov7-l checkpoint \(.*\); it fits --arch tiny'):
         load_converter_tool().main([str(tmp_path / 'tiny.pt'), str(tmp_path / 'ours.pth'), '--arch', 'l'])
+
+
+def fuseforward(self, x):
+    """Named as the official ``Conv.fuseforward``, which ``Model.fuse()`` binds as ``forward``; never runs."""
+    raise AssertionError('unpickling must not resolve the bound method')
+
+
+def test_fused_checkpoint_is_refused_as_fused(tmp_path):
+    """After ``Model.fuse()`` every Conv's ``forward`` is a bound method, pickled as ``builtins.getattr``."""
+    model = official_model(official_state_with_anchors(build_model('tiny', device='meta')))
+    conv = model.model._modules['0']
+    conv.forward = types.MethodType(fuseforward, conv)  # Model.fuse(): m.forward = m.fuseforward
+    save_official({'model': model.half(), 'optimizer': None, 'epoch': -1}, tmp_path / 'fused.pt')
+    with pytest.raises(ValueError, match=r'fused.pt: saved after the official Model.fuse\(\).*nothing was unpickled'):
+        official_state_dict(tmp_path / 'fused.pt')
+    model.model._modules['0'].hidden = getattr  # builtins.getattr without a fused forward stays refused as such
+    del conv.forward
+    save_official({'model': model}, tmp_path / 'getattr.pt')
+    with pytest.raises(UnsafeCheckpointError, match='refusing global builtins.getattr'):
+        official_state_dict(tmp_path / 'getattr.pt')
 
 
 def test_crafted_module_trees_give_one_clear_line(tmp_path):

@@ -87,9 +87,26 @@ def test_conversion_rejects_foreign_or_incomplete_states():
     incomplete = {k: v for k, v in state.items() if not k.startswith('model.77.')}
     with pytest.raises(KeyError, match='model.77.'):
         convert_official_state_dict(incomplete, model)
-    wrong_anchors = {**state, 'model.77.anchor_grid': torch.ones(3, 1, 3, 1, 1, 2)}
-    with pytest.raises(ValueError, match='anchors'):
-        convert_official_state_dict(wrong_anchors, model)
+    four_anchors = {**state, 'model.77.anchor_grid': torch.ones(3, 1, 4, 1, 1, 2)}
+    with pytest.raises(ValueError, match=r'anchor_grid has shape \(3, 1, 4, 1, 1, 2\), this head \(3, 3, 2\)'):
+        convert_official_state_dict(four_anchors, model)
+    disagreeing = {**state, 'model.77.anchor_grid': torch.ones(3, 1, 3, 1, 1, 2),
+                   'model.77.anchors': torch.ones(3, 3, 2)}  # grid units: x stride is not 1 pixel
+    with pytest.raises(ValueError, match='anchors x stride .* differ from its anchor_grid'):
+        convert_official_state_dict(disagreeing, model)
+
+
+def test_conversion_takes_the_official_anchors():
+    """anchor_grid (pixels) when present, else anchors (grid units) x stride, else the head's."""
+    model = build_model('tiny', device='meta')
+    state = official_style_state(model)
+    strides = model.bbox_head.strides.view(3, 1, 1)
+    pixels = torch.arange(1., 19.).view(3, 3, 2) * strides  # (L, A, 2)
+    both = {**state, 'model.77.anchor_grid': pixels.view(3, 1, 3, 1, 1, 2), 'model.77.anchors': pixels / strides}
+    assert torch.equal(convert_official_state_dict(both, model)['bbox_head.anchors'], pixels)
+    grid_units_only = {**state, 'model.77.anchors': pixels / strides}
+    assert torch.equal(convert_official_state_dict(grid_units_only, model)['bbox_head.anchors'], pixels)
+    assert torch.equal(convert_official_state_dict(state, model)['bbox_head.anchors'], model.bbox_head.anchors)
 
 
 def load_converter_tool():

@@ -15,8 +15,9 @@ seven models (built on the meta device with the file's number of classes and aux
 one must take every weight with the right shape, else the tool refuses (none, or ambiguous). The
 number of classes is read from the detect layer; the weights are mapped with
 :func:`yolov7_mmdet.models.detectors.official_layout.convert_official_state_dict` (every official weight
-must find its place, the anchors must agree) and loaded strictly before saving
-``{'state_dict': ..., 'meta': ...}`` for ``load_from`` / ``tools/test.py``.
+must find its place) and loaded strictly before saving ``{'state_dict': ..., 'meta': ...}`` for
+``load_from`` / ``tools/test.py``. The file's anchors are saved as ``bbox_head.anchors``, so both use
+them; when they differ from the config's (the official auto-anchor changed them) one line says so.
 
 Supported: the training graphs (``cfg/training``: ``IDetect`` / ``IAuxDetect``, RepConv unfused), also
 without their aux head (lead-only P6 checkpoints: ``meta['aux_head']`` is False, and a training config
@@ -115,6 +116,20 @@ def model_cfg_for(arch: str, state: dict, config: Optional[Path] = None):
     return model_cfg
 
 
+def anchors_note(anchors: torch.Tensor, model_cfg) -> Optional[str]:
+    """One line when the file's anchors (pixels) are not the config's, else None."""
+    config_anchors = torch.tensor(model_cfg.bbox_head.anchors, dtype=torch.float32)
+    if torch.equal(anchors, config_anchors):
+        return None
+    return (f'anchors: the file\'s {_rounded(anchors)} (pixels; changed by the official auto-anchor?) differ '
+            f'from the config\'s {_rounded(config_anchors)}: saved as bbox_head.anchors, which tools/test.py and '
+            f'load_from use')
+
+
+def _rounded(anchors: torch.Tensor) -> list:
+    return [[[round(value, 2) for value in pair] for pair in level] for level in anchors.tolist()]
+
+
 def conversions(state: dict, archs, config: Optional[Path] = None) -> tuple[dict, dict]:
     """Try each arch: ``({arch: converted state}, {arch: why it does not fit})``."""
     fits, failures = {}, {}
@@ -160,6 +175,9 @@ def main(argv=None) -> None:
     torch.save(dict(state_dict=converted,
                     meta=dict(source=str(args.src), arch=arch, num_classes=num_classes, aux_head=aux)),
                args.dst)
+    note = anchors_note(converted['bbox_head.anchors'], model_cfg_for(arch, state, args.config))
+    if note:
+        print(note)
     aux_note = '' if arch in P5_ARCHS else ', with aux head' if aux else ', lead head only (no aux head)'
     print(f'{len(state)} official tensors -> {len(converted)} tensors, yolov7-{arch}, {num_classes} classes'
           f'{aux_note}: {args.dst}')

@@ -61,6 +61,9 @@ _TENSOR_AND_CONTAINER_GLOBALS = frozenset({
     'torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
     'torch._utils._rebuild_parameter_with_state', 'torch.Size', 'torch.device',
     'torch.nn.parameter.Parameter', 'collections.OrderedDict', 'builtins.set', '_codecs.encode'})
+# The official Model.fuse() sets `m.forward = m.fuseforward` on every fused layer: a bound method, which
+# pickles as builtins.getattr(module, 'fuseforward') (the name stored as its utf-8 bytes).
+_FUSED_FORWARD = b'fuseforward'
 # numpy 1.x wrote its reconstruction functions under numpy.core, numpy 2 under numpy._core.
 _NUMPY_NAMES = ('multiarray._reconstruct', 'multiarray.scalar')
 
@@ -180,7 +183,7 @@ def check_pickled_globals(path: Path, data: bytes) -> None:
 
     Raises:
         UnsafeCheckpointError: Names the first refused global; nothing has been unpickled.
-        ValueError: The pickle is truncated or corrupt.
+        ValueError: The pickle is truncated or corrupt, or was saved after the official ``Model.fuse()``.
     """
     try:
         names = list(_pickled_globals(data))
@@ -189,6 +192,11 @@ def check_pickled_globals(path: Path, data: bytes) -> None:
     for name in names:
         if name in _INERT_CLASSES or _allowed_non_module_global(name):
             continue
+        if name == 'builtins.getattr' and _FUSED_FORWARD in data:
+            raise ValueError(
+                f'{path}: saved after the official Model.fuse() (its layers\' forward is bound to fuseforward, '
+                f'pickled as builtins.getattr; BN and RepConv branches are folded away): not convertible, '
+                f'convert the file from before fuse() (the released .pt files are unfused); nothing was unpickled.')
         if name.startswith('models.'):
             raise UnsafeCheckpointError(
                 f'{path}: {name} is not a layer of the official YOLOv7 graphs: a YOLOv5, YOLOR or other '
@@ -212,7 +220,7 @@ def read_official_checkpoint(path: str | Path) -> Any:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         UnsafeCheckpointError: The pickle names a global outside the allowlist.
-        ValueError: The file is not a (complete) torch checkpoint.
+        ValueError: The file is not a (complete) torch checkpoint, or is a fused one (see check_pickled_globals).
     """
     path = Path(path)
     if not path.is_file():

@@ -139,8 +139,8 @@ class YOLOv7Head(BaseDenseHead):
         self.loss_module = MODELS.build(loss)
 
     # State dict keys a checkpoint may lack: the head then keeps the config's anchors (checkpoints
-    # written before anchors were saved, and converted official weights, whose anchors the
-    # converter checked equal to the config's). tools/test.py's fit check honours this.
+    # written before anchors were saved; the official-weight converter saves the file's anchors).
+    # tools/test.py's fit check honours this.
     optional_state_keys = ('anchors',)
 
     def set_anchors(self, anchors: Tensor) -> None:

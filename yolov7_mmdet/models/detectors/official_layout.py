@@ -13,12 +13,15 @@ from; the key suffixes (``conv.weight``, ``bn.running_var``, ...) are the same o
   weights are stacked group by group;
 * head: the lead 3x3 convs (L: ``RepConv``, whose ``rbr_dense`` / ``rbr_1x1`` are our ``conv3x3`` /
   ``conv1x1``), the aux 3x3 convs (P6), then ``IDetect`` / ``IAuxDetect``: ``m`` -> ``lead_preds``,
-  ``m2`` -> ``aux_preds``, ``ia`` / ``im`` -> ``lead_implicit_a`` / ``lead_implicit_m``.
+  ``m2`` -> ``aux_preds``, ``ia`` / ``im`` -> ``lead_implicit_a`` / ``lead_implicit_m``; the detect
+  layer's ``anchor_grid`` (pixels) -> ``bbox_head.anchors`` (the file's, e.g. changed by the official
+  auto-anchor, not necessarily the config's).
 
 Public interface::
 
     official_layout(model) -> list of (our_prefix, [official prefix per E-ELAN group]), detect index
     convert_official_state_dict(state, model, *, prefix='model.') -> dict   (our state dict)
+    official_anchors(anchors, anchor_grid, head) -> (L, A, 2) pixels
 """
 from __future__ import annotations
 
@@ -42,8 +45,8 @@ _TINY_SPP_LAYERS = 9
 # RepConv branches: ours <- official (Sequential(conv, bn))
 _REPCONV_PARTS = (('conv3x3.conv', 'rbr_dense.0'), ('conv3x3.bn', 'rbr_dense.1'),
                   ('conv1x1.conv', 'rbr_1x1.0'), ('conv1x1.bn', 'rbr_1x1.1'))
-# Detect buffers that are derived from the config, not learned
-_DETECT_BUFFERS = ('anchors', 'anchor_grid')
+# anchors (grid units) and anchor_grid (pixels) agree to this relative tolerance (fp16 files round both)
+_ANCHOR_AGREEMENT_RTOL = 1e-3
 
 
 def _elan_layout(ours: str, block: nn.Module, index: int) -> tuple[Layout, int]:
@@ -130,7 +133,8 @@ def convert_official_state_dict(state: Mapping[str, Tensor], model: nn.Module, *
     Raises:
         KeyError: An official layer that the layout needs is missing, or official weights are left
             over (another variant, a fused checkpoint).
-        ValueError: The official anchors differ from the head's.
+        ValueError: The official anchors do not fit the head (another number of anchors), or the
+            detect layer's ``anchors`` and ``anchor_grid`` disagree.
     """
     layout, detect_index = official_layout(model)
     remaining = {key: value for key, value in state.items() if key.startswith(prefix)}
@@ -145,14 +149,43 @@ def convert_official_state_dict(state: Mapping[str, Tensor], model: nn.Module, *
             per_group.append(part)
         merged = per_group[0] if len(per_group) == 1 else stack_cardinality_state(per_group)
         converted.update({f'{ours}.{key}': value for key, value in merged.items()})
-    anchor_grid = remaining.pop(f'{prefix}{detect_index}.anchor_grid', None)
-    remaining.pop(f'{prefix}{detect_index}.anchors', None)
+    anchors = official_anchors(remaining.pop(f'{prefix}{detect_index}.anchors', None),
+                               remaining.pop(f'{prefix}{detect_index}.anchor_grid', None), model.bbox_head)
     if remaining:
         raise KeyError(f'{len(remaining)} official weights have no place in this model, e.g. '
                        f'{sorted(remaining)[:3]} (another variant, or a fused checkpoint?)')
-    if anchor_grid is not None:
-        theirs = anchor_grid.float().reshape(model.bbox_head.anchors.shape)  # (L, 1, A, 1, 1, 2) -> (L, A, 2)
-        if not torch.equal(theirs.cpu(), model.bbox_head.anchors.cpu()):
-            raise ValueError(f'official anchors {theirs.tolist()} differ from the head\'s')
-    converted['bbox_head.anchors'] = model.bbox_head.anchors.detach().clone()  # a saved buffer
+    converted['bbox_head.anchors'] = anchors  # a saved buffer: tools/test.py and load_from use it
     return converted
+
+
+def official_anchors(anchors: Tensor | None, anchor_grid: Tensor | None, head: nn.Module) -> Tensor:
+    """The official detect layer's anchors as ``head.anchors``: ``(L, A, 2)`` pixels, float32.
+
+    The official ``Detect`` keeps them twice: ``anchor_grid`` ``(L, 1, A, 1, 1, 2)`` in pixels (used by
+    inference) and ``anchors`` ``(L, A, 2)`` in grid units, pixels / stride (used by the loss); the
+    official auto-anchor (``check_anchors``) rewrites both. ``anchor_grid`` is taken; ``anchors`` is
+    checked against it. A file with neither (a bare state dict) keeps the head's.
+
+    Raises:
+        ValueError: Another number of anchors than the head's, or ``anchors`` x stride differs from
+            ``anchor_grid``.
+    """
+    if anchors is None and anchor_grid is None:
+        return head.anchors.detach().to('cpu', torch.float32).clone()
+    strides = head.strides.to('cpu', torch.float32).view(-1, 1, 1)  # (L,) -> (L, 1, 1)
+    from_grid = None if anchor_grid is None else _as_head_anchors(anchor_grid, 'anchor_grid', head)
+    from_anchors = None if anchors is None else _as_head_anchors(anchors, 'anchors', head) * strides
+    if from_grid is None:
+        return from_anchors
+    if from_anchors is not None and not torch.allclose(from_anchors, from_grid, rtol=_ANCHOR_AGREEMENT_RTOL, atol=0):
+        raise ValueError(f'the official detect layer\'s anchors x stride {from_anchors.tolist()} differ '
+                         f'from its anchor_grid {from_grid.tolist()}')
+    return from_grid
+
+
+def _as_head_anchors(tensor: Tensor, name: str, head: nn.Module) -> Tensor:
+    """An official anchor buffer as ``(L, A, 2)`` float32 (``anchor_grid`` is ``(L, 1, A, 1, 1, 2)``)."""
+    if tensor.numel() != head.anchors.numel() or tensor.shape[0] != head.anchors.shape[0]:
+        raise ValueError(f'official {name} has shape {tuple(tensor.shape)}, this head '
+                         f'{tuple(head.anchors.shape)} (levels, anchors per level, 2)')
+    return tensor.to('cpu', torch.float32).reshape(head.anchors.shape)  # (L, [1,] A, [1, 1,] 2) -> (L, A, 2)
