@@ -47,7 +47,6 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
 import bench_assigner_loss as assigner_bench  # noqa: E402
-import learn_real_data as real_data  # noqa: E402
 
 import yolov7_mmdet  # noqa: E402,F401  (registers the plugin)
 from mmdet.registry import MODELS  # noqa: E402
@@ -113,15 +112,60 @@ def print_row(name: str, images: int, seconds: float, baseline: str, baseline_se
 # ----------------------------------------------------------------------------------------------
 # configs and data
 
+BCCD = REPO_ROOT.parent / 'shared' / 'datasets' / 'bccd'
+
+
+def convert_bccd(out_dir: Path) -> dict:
+    """COCO JSON of bccd's train and val splits: ``{'train'|'val': (ann_file, image_prefix)}``."""
+    from yolov7_mmdet.datasets.sources import read_voc, save_as_coco, voc_annotation_files
+    splits = {}
+    for role in ('train', 'val'):
+        xml_files = voc_annotation_files(BCCD / 'Annotations', BCCD / 'ImageSets' / 'Main' / f'{role}.txt')
+        ann_file = out_dir / f'bccd_{role}.json'
+        save_as_coco(read_voc(xml_files, image_dir=BCCD / 'JPEGImages'), ann_file,
+                     name=f'bccd/{role}', image_root=BCCD / 'JPEGImages')
+        splits[role] = (str(ann_file), f'{BCCD / "JPEGImages"}/')
+    return splits
+
+
+def point_at_data(cfg: Config, splits: dict, *, batch_size: int, workers: int) -> None:
+    """Make the dataloaders of ``cfg`` read ``splits`` through their own pipelines (classes from the files)."""
+    train = cfg.train_dataloader.dataset
+    inner = train.dataset if train.type == 'MultiImageMixDataset' else train
+    for dataset, (ann_file, prefix) in ((inner, splits['train']),
+                                        (cfg.val_dataloader.dataset, splits['val'])):
+        dataset.update(type='CocoJSONDataset', data_root='', ann_file=ann_file,
+                       data_prefix=dict(img=prefix))
+        dataset.pop('metainfo', None)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.update(batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
+
+
+def _replace_sizes(node, mapping: dict):
+    """Copy of a config tree with every numeric list/tuple found in ``mapping`` replaced."""
+    if isinstance(node, dict):
+        return type(node)({key: _replace_sizes(value, mapping) for key, value in node.items()})
+    if isinstance(node, (list, tuple)):
+        if all(isinstance(value, (int, float)) for value in node) and tuple(node) in mapping:
+            return mapping[tuple(node)]
+        return type(node)(_replace_sizes(value, mapping) for value in node)
+    return node
+
+
+def resize_pipelines(cfg: Config, mapping: dict) -> None:
+    """Replace the sizes in ``mapping`` (e.g. ``(640, 640)``) in the train and val dataloaders."""
+    for loader in ('train_dataloader', 'val_dataloader'):
+        cfg[loader] = _replace_sizes(cfg[loader], mapping)
+
 
 def load_config(path: str, *, size: int, batch: int, workers: int, splits: Optional[dict] = None,
                 model_options: Optional[dict] = None) -> Config:
-    """``path`` at ``size``, reading ``splits`` (see ``learn_real_data.convert_splits``) if given."""
+    """``path`` at ``size``, reading ``splits`` (see ``convert_bccd``) if given."""
     cfg = Config.fromfile(path)
-    real_data.resize_pipelines(cfg, {(640, 640): (size, size), (1280, 1280): (size, size),
+    resize_pipelines(cfg, {(640, 640): (size, size), (1280, 1280): (size, size),
                                      (-320, -320): (-size // 2, -size // 2)})
     if splits is not None:
-        real_data.point_at_data(cfg, splits, batch_size=batch, workers=workers)
+        point_at_data(cfg, splits, batch_size=batch, workers=workers)
     cfg.model.update(model_options or {})
     return cfg
 
@@ -319,7 +363,7 @@ def main(argv=None) -> None:
           f'{args.repeats}, amp {args.amp}, channels_last {args.channels_last}, compile {args.compile}')
     with tempfile.TemporaryDirectory() as tmp:
         needs_data = {'data', 'loader'} & set(args.parts)
-        splits = real_data.convert_splits('bccd', Path(tmp)) if needs_data else None
+        splits = convert_bccd(Path(tmp)) if needs_data else None
         if 'data' in args.parts:
             bench_data(args, splits)
         if 'loss' in args.parts:
