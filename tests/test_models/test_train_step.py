@@ -159,6 +159,14 @@ def test_channels_last_option_keeps_outputs():
             torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3)  # other conv kernels
 
 
+def test_channels_last_survives_switch_to_deploy():
+    """The deploy switch makes new convs (L's merged RepConvN); a channels-last model keeps them NHWC."""
+    model = build_model('l', channels_last=True).eval()
+    model.switch_to_deploy()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+
+
 def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     def failing_compile(module, **options):
         assert options == dict(mode='reduce-overhead')  # the config's options are passed on

@@ -97,4 +97,7 @@ class YOLOv7(SingleStageDetector):
     def switch_to_deploy(self, *, fuse_bn: bool = True) -> 'YOLOv7':
         """Turn this model into its inference graph in place; see :func:`~yolov7_mmdet.models.deploy.switch_to_deploy`."""
         self._compiled = {}  # the parts change: compile them again on first use
-        return switch_to_deploy(self, fuse_bn=fuse_bn)
+        switch_to_deploy(self, fuse_bn=fuse_bn)
+        if self.channels_last:  # the fused convs are new tensors, made in NCHW order
+            self.to(memory_format=torch.channels_last)
+        return self
