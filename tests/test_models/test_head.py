@@ -236,3 +236,17 @@ def test_rescale_inverts_the_test_pipeline_resize_and_letterbox():
         [left, top, left, top])
     assert packed['inputs'].shape[-2:] == (640, 640) and top > 0  # letterboxed vertically
     torch.testing.assert_close(YOLOv7Head._to_original_image(in_network, meta), original)
+
+
+def test_loading_other_anchors_says_so_in_one_line(monkeypatch):
+    """A checkpoint's anchors are loaded (auto-anchored or converted ones) and the change is logged."""
+    import yolov7_mmdet.models.dense_heads.yolov7_head as head_module
+    logged = []
+    monkeypatch.setattr(head_module, 'print_log', lambda msg, **kwargs: logged.append(msg))
+    head, source = small_head(), small_head()
+    head.load_state_dict(source.state_dict())
+    assert logged == []  # same anchors: nothing to say
+    source.set_anchors(source.anchors * 1.5)
+    head.load_state_dict(source.state_dict())
+    assert torch.equal(head.anchors, source.anchors)
+    assert len(logged) == 1 and logged[0].startswith("anchors: the checkpoint's [[[15.0, 19.5]")

@@ -15,6 +15,7 @@ single class), then multi-label NMS as the official ``test.py`` (score > 0.001, 
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Optional, Sequence
 
@@ -25,6 +26,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, OptInstanceList, OptMultiConfig
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -177,11 +179,25 @@ class YOLOv7Head(BaseDenseHead):
         A checkpoint without ``optional_state_keys`` keeps the head's own values for them."""
         for key in self.optional_state_keys:
             state_dict.setdefault(prefix + key, getattr(self, key))
+        self._report_other_anchors(state_dict.get(prefix + 'anchors'))
         skipped = load_box_rows_only(self, state_dict, prefix)
         if skipped:
             error_msgs.append(skipped)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+
+    def _report_other_anchors(self, theirs: Optional[Tensor]) -> None:
+        """One log line when a checkpoint's anchors (which are loaded) differ from the head's.
+
+        Unlike the official ``train.py``, which keeps the yaml's anchors when fine-tuning, a loaded
+        checkpoint brings its anchors (auto-anchored, or converted from an official file); in configs
+        with ``AutoAnchorHook`` they are checked against the training boxes when training starts.
+        """
+        if theirs is None or theirs.shape != self.anchors.shape or torch.equal(
+                theirs.to(self.anchors), self.anchors):
+            return
+        print_log(f'anchors: the checkpoint\'s {theirs.tolist()} replace the head\'s '
+                  f'{self.anchors.tolist()} (pixels)', logger='current', level=logging.WARNING)
 
     # -------------------------------------------------------------------------------------- forward
     def forward_lead(self, feats: Sequence[Tensor]) -> list[Tensor]:
