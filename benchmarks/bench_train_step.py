@@ -164,6 +164,7 @@ def load_config(path: str, *, size: int, batch: int, workers: int, splits: Optio
     cfg = Config.fromfile(path)
     resize_pipelines(cfg, {(640, 640): (size, size), (1280, 1280): (size, size),
                                      (-320, -320): (-size // 2, -size // 2)})
+    cfg.model.bbox_head.loss.img_size = size  # the loss's size gains follow the input size
     if splits is not None:
         point_at_data(cfg, splits, batch_size=batch, workers=workers)
     cfg.model.update(model_options or {})

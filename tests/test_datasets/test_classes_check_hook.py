@@ -138,3 +138,13 @@ def test_wrapped_datasets_are_checked_and_one_box_is_enough(tmp_path):
     DatasetClassesCheckHook().before_train(hook_runner(ConcatDataset([empty, boxed])))
     with pytest.raises(ValueError, match='empty.json'):
         DatasetClassesCheckHook().before_train(hook_runner(MultiImageMixDataset(empty, pipeline=[])))
+
+
+def test_lazily_initialised_dataset_is_checked_for_its_categories(tmp_path):
+    """``lazy_init=True`` datasets have no ``cat_ids`` until read: the hook reads them first."""
+    from mmdet.datasets import CocoDataset
+    ann_file = write_coco(tmp_path / 'lazy.json', categories=[], annotations=[BOX])
+    dataset = CocoDataset(ann_file=ann_file, metainfo=dict(classes=('raccoon',)), lazy_init=True,
+                          data_prefix=dict(img=''), filter_cfg=dict(filter_empty_gt=False), pipeline=[])
+    with pytest.raises(ValueError, match=r"lazy\.json'\): none of the classes"):
+        DatasetClassesCheckHook().before_val(hook_runner(dataset))

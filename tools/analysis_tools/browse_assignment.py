@@ -106,10 +106,14 @@ def boxes_follow_image(pipeline: list) -> list:
 def find_image(dataset, image: str) -> int:
     """Index of the dataset entry whose image path ends with ``image``; a clear error otherwise."""
     name = osp.normpath(image)
-    for index in range(len(dataset)):
-        path = osp.normpath(dataset.get_data_info(index)['img_path'])
-        if path == name or path.endswith(os.sep + name) or osp.basename(path) == osp.basename(name):
-            return index
+    paths = [osp.normpath(dataset.get_data_info(index)['img_path']) for index in range(len(dataset))]
+    for matches in ([i for i, path in enumerate(paths) if path == name or path.endswith(os.sep + name)],
+                    [i for i, path in enumerate(paths) if osp.basename(path) == osp.basename(name)]):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise SystemExit(f'--image {image}: {len(matches)} images match ({paths[matches[0]]}, '
+                             f'{paths[matches[1]]}, ...): give more of the path')
     raise SystemExit(f'--image {image}: not in the {len(dataset)} images of this dataset split '
                      '(the tool needs its annotations; point --cfg-options at a dataset holding it)')
 

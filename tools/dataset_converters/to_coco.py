@@ -25,7 +25,7 @@ since its rows hold class ids only.
 
 Every skipped or repaired file is listed in ``<out>.issues.txt`` beside the output (the warning
 names the first few). Images whose every box was dropped are skipped unless
-``--keep-images-with-bad-boxes``. A mistake on the command line or in the input (missing file, bad
+``--no-drop-images-with-bad-boxes``. A mistake on the command line or in the input (missing file, bad
 yaml, ``nc`` that does not match ``names``, no box at all) prints one ``error:`` line and exits with
 status 2; ``--debug`` shows the traceback instead.
 """

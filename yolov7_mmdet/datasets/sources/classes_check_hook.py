@@ -115,6 +115,8 @@ def check_categories_match(dataset, split: Optional[str] = None) -> None:
     """
     where = f'the {split} dataset' if split else 'the dataset'
     for leaf in leaf_datasets(dataset):
+        if hasattr(leaf, 'full_init'):  # a lazily initialised dataset has no cat_ids yet
+            leaf.full_init()
         if getattr(leaf, 'cat_ids', None) == []:
             raise ValueError(
                 f'{where} {_describe(leaf)}: none of the classes '

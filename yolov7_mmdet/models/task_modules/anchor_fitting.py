@@ -21,6 +21,8 @@ from typing import Tuple
 
 import numpy as np
 
+from ...datasets.sources.classes_check_hook import leaf_datasets
+
 MIN_BPR = 0.98  # official: re-fit below this best possible recall
 MIN_ANCHOR_SIDE = 2.0  # px; official: boxes with both sides under this are ignored by k-means
 
@@ -158,14 +160,13 @@ def fit_anchors(anchors: np.ndarray, box_sizes: np.ndarray, image_long_sides: np
 def dataset_box_sizes(dataset) -> Tuple[np.ndarray, np.ndarray]:
     """``(box sizes (N, 2), long side of each box's image (N,))`` of an mmdet detection dataset.
 
-    Dataset wrappers (``MultiImageMixDataset``) are unwrapped; ignored boxes are left out. Reads
-    each image's annotations once (one pass over the data list, at the start of training).
+    Dataset wrappers (``MultiImageMixDataset``, ``ConcatDataset``, ...) are unwrapped; ignored boxes
+    are left out. Reads each image's annotations once (one pass over the data lists, at the start of
+    training).
     """
-    while hasattr(dataset, 'dataset'):
-        dataset = dataset.dataset
     sizes, long_sides = [], []
-    for index in range(len(dataset)):
-        info = dataset.get_data_info(index)
+    infos = (leaf.get_data_info(index) for leaf in leaf_datasets(dataset) for index in range(len(leaf)))
+    for info in infos:
         boxes = [instance['bbox'] for instance in info.get('instances', ())
                  if not instance.get('ignore_flag', 0)]
         sizes.append(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
