@@ -211,3 +211,17 @@ def test_cost_plot_falls_back_to_the_common_size(tmp_path):
             row('small', 'own', 10.0), row('small', 'common', 5.0)]
     compare.plot_cost(rows, tmp_path / 'ap.png', 'title')
     _assert_png(tmp_path / 'ap.png')
+
+
+def test_data_images_default_to_the_folder_to_coco_recorded(tmp_path):
+    """Without --image-root the images are looked for where to_coco.py says they are."""
+    categories = [dict(id=1, name='raccoon')]
+    recorded = dict(images=[], annotations=[], categories=categories, info=dict(image_root='/data/imgs'))
+    (tmp_path / 'train.json').write_text(json.dumps(recorded))
+    (tmp_path / 'val.json').write_text(json.dumps(dict(images=[], annotations=[], categories=categories)))
+    args = compare.parse_args(['--mode', 'train', '--models', 'yolov7_tiny', '--data',
+                               str(tmp_path / 'train.json'), str(tmp_path / 'val.json'),
+                               '--out', str(tmp_path / 'out')])
+    data, num_classes = compare.read_data_args(args)
+    assert num_classes == 1
+    assert data['train'][1] == '/data/imgs/' and data['val'][1] == f'{tmp_path.resolve()}/'

@@ -521,15 +521,18 @@ def train_run(spec: ModelSpec, args: argparse.Namespace, *, seed: int, data: dic
 
 def read_data_args(args: argparse.Namespace) -> Tuple[dict, int]:
     """``{'train'|'val': (ann_file, image_prefix)}`` and the number of classes, checked."""
-    data = {}
+    data, classes = {}, []
     roots = args.image_root or [None]
     for index, (role, ann_file) in enumerate(zip(('train', 'val'), args.data)):
         ann_path = Path(ann_file)
         if not ann_path.is_file():
             raise FileNotFoundError(f'--data: {ann_file} does not exist')
-        root = Path(roots[min(index, len(roots) - 1)] or ann_path.parent)
+        coco = json.loads(ann_path.read_text())
+        # default: the image folder to_coco.py records in the file, else the file's own folder
+        recorded_root = (coco.get('info') or {}).get('image_root') or ann_path.parent
+        root = Path(roots[min(index, len(roots) - 1)] or recorded_root)
         data[role] = (str(ann_path.resolve()), f'{root.resolve()}/')
-    classes = [json.loads(Path(data[role][0]).read_text())['categories'] for role in data]
+        classes.append(coco['categories'])
     if [c['name'] for c in classes[0]] != [c['name'] for c in classes[1]]:
         raise ValueError(f'--data: {args.data[0]} and {args.data[1]} have different categories')
     return data, len(classes[0])
@@ -757,7 +760,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     train.add_argument('--data', nargs=2, metavar=('TRAIN_JSON', 'VAL_JSON'))
     train.add_argument('--image-root', nargs='+',
                        help="folder(s) the files' file_names are relative to (one for both, or "
-                       'train and val); default: each JSON file\'s folder')
+                       "train and val); default: the JSON file's info.image_root (written by "
+                       "to_coco.py), else its folder")
     train.add_argument('--epochs', type=int, default=10)
     train.add_argument('--seeds', type=int, nargs='+', default=[0])
     train.add_argument('--workers', type=int, default=1, help='data loader workers')
