@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os.path as osp
-import statistics
 import sys
 import tempfile
-import time
 from typing import Callable, Optional
 
 import torch
@@ -119,20 +118,12 @@ def onnxruntime_form(model: torch.nn.Module, *, size: int, device: str, threads:
 def interleaved_images_per_second(runners: dict[str, Callable], images: torch.Tensor, *, warmup: int,
                                   repeats: int) -> dict[str, float]:
     """Images/s of each runner: the median of ``repeats`` timed runs, taken in turns (one run of each
-    runner per round), so that a change in the machine's load affects every form alike."""
-    synchronize = torch.cuda.synchronize if images.is_cuda else (lambda: None)
-    for run in runners.values():
-        for _ in range(warmup):
-            run(images)
-    synchronize()
-    times = {name: [] for name in runners}
-    for _ in range(repeats):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run(images)
-            synchronize()
-            times[name].append(time.perf_counter() - start)
-    return {name: len(images) / statistics.median(samples) for name, samples in times.items()}
+    runner per round, after ``warmup`` such rounds), so that a change in the machine's load affects
+    every form alike."""
+    from yolov7_mmdet.utils.timing import interleaved_medians
+    calls = {name: functools.partial(run, images) for name, run in runners.items()}
+    timings = interleaved_medians(calls, warmup=warmup, repeats=repeats, device=images.device)
+    return {name: len(images) / timing.seconds for name, timing in timings.items()}
 
 
 def build_forms(model, *, args, example: torch.Tensor, work_dir: str) -> dict[str, Callable[[], Callable]]:

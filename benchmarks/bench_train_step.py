@@ -29,10 +29,8 @@ alternately, so that a busy machine slows both alike.
 """
 import argparse
 import logging
-import statistics
 import sys
 import tempfile
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -52,6 +50,7 @@ import yolov7_mmdet  # noqa: E402,F401  (registers the plugin)
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
 from yolov7_mmdet.engine.hooks.ema_hook import YOLOv7ModelEMA  # noqa: E402
+from yolov7_mmdet.utils.timing import interleaved_medians  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'yolov7' / 'yolov7_l_8xb16-300e_coco.py'
@@ -84,24 +83,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 # timing
 
 
-def sync_fn(device: torch.device) -> Callable[[], None]:
-    return torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-
-
-def interleaved_medians(fns: Sequence[Callable[[], None]], repeats: int,
-                        sync: Callable[[], None]) -> List[float]:
-    """Median seconds of each function; one warm-up each, then the functions take turns."""
-    times: List[List[float]] = [[] for _ in fns]
-    for fn in fns:
-        fn()
-    sync()
-    for _ in range(repeats):
-        for fn, record in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            sync()
-            record.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+def median_seconds(fns: Sequence[Callable[[], object]], repeats: int,
+                   device: torch.device = torch.device('cpu')) -> List[float]:
+    """Median seconds of each function: one warm-up round, then ``repeats`` rounds in turns."""
+    timings = interleaved_medians(dict(enumerate(fns)), warmup=1, repeats=repeats, device=device)
+    return [timing.seconds for timing in timings.values()]
 
 
 def print_row(name: str, images: int, seconds: float, baseline: str, baseline_seconds: float) -> None:
@@ -274,7 +260,7 @@ def bench_data(args, splits: dict) -> None:
     ours = endless_batches(load_config(args.config, **options))
     yolox = endless_batches(yolox_config(**options))
     runs = [lambda it=it: [next(it) for _ in range(args.batches)] for it in (ours, yolox)]
-    t_ours, t_yolox = interleaved_medians(runs, args.repeats, lambda: None)
+    t_ours, t_yolox = median_seconds(runs, args.repeats)
     images = args.batch * args.batches
     print_row(Path(args.config).stem, images, t_ours, 'mmdet YOLOX-s pipeline', t_yolox)
     if args.workers == 0:
@@ -306,8 +292,8 @@ def bench_loss(args) -> None:
                 p.grad = None
             sum(fn(preds, **prob).values()).backward()
 
-        t_ours, t_ref = interleaved_medians([lambda: fwd_bwd(loss), lambda: fwd_bwd(reference)],
-                                            args.repeats, sync_fn(device))
+        t_ours, t_ref = median_seconds([lambda: fwd_bwd(loss), lambda: fwd_bwd(reference)],
+                                       args.repeats, device)
         print_row(f'YOLOv7Loss, {num_gts} GTs/img', args.batch, t_ours, 'per-image reference', t_ref)
 
 
@@ -329,8 +315,8 @@ def bench_step(args, model: nn.Module, step: TrainStep) -> float:
         head.loss_module = loss_module
         step(inputs, samples)
 
-    times = interleaved_medians([lambda: run(ours)] + [lambda m=m: run(m) for m in variants.values()],
-                                args.repeats, sync_fn(device))
+    times = median_seconds([lambda: run(ours)] + [lambda m=m: run(m) for m in variants.values()],
+                           args.repeats, device)
     head.loss_module = ours
     print_row('YOLOv7Loss', args.batch, times[0], 'per-image reference loss', times[1])
     print(f'  stand-in loss (no assignment, no loss terms): {args.batch / times[2]:.2f} img/s; loss share '
@@ -349,7 +335,7 @@ def bench_loader(args, model: nn.Module, step: TrainStep, splits: dict, t_synthe
         data = model.data_preprocessor(next(batches), True)
         step(data['inputs'], data['data_samples'])
 
-    t_real, = interleaved_medians([real_step], args.repeats, sync_fn(next(model.parameters()).device))
+    t_real, = median_seconds([real_step], args.repeats, next(model.parameters()).device)
     print_row('real dataloader', args.batch, t_real, 'synthetic batches (c)', t_synthetic)
 
 

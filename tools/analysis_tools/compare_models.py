@@ -54,7 +54,6 @@ import argparse
 import csv
 import json
 import re
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +67,9 @@ from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 
 from yolov7_mmdet.models.deploy import switch_to_deploy
+from yolov7_mmdet.utils.complexity import network_complexity, unscaled_data_samples
 from yolov7_mmdet.utils.config import config_path
+from yolov7_mmdet.utils.timing import interleaved_medians
 
 OURS = ('yolov7_tiny', 'yolov7_l', 'yolov7_x', 'yolov7_w6', 'yolov7_e6', 'yolov7_d6', 'yolov7_e6e')
 # Official COCO val2017 box AP (configs/yolov7/README.md; tiny: the official SiLU variant's figure)
@@ -171,38 +172,16 @@ def own_input_shape(cfg: Config, divisor: int) -> Tuple[int, int]:
 
 def dummy_batch(batch_size: int, shape: Tuple[int, int], device: str) -> tuple:
     """Random normalised images ``(N, 3, H, W)`` and their data samples (metainfo only)."""
-    from mmdet.structures import DetDataSample
     height, width = shape
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch_size, 3, height, width, generator=generator).to(device)
-    meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
-                scale_factor=(1.0, 1.0))
-    return images, [DetDataSample(metainfo=meta) for _ in range(batch_size)]
+    return images, unscaled_data_samples(shape, batch_size)
 
 
 def count_gflops(model: torch.nn.Module, shape: Tuple[int, int], device: str) -> float:
     """FLOPs (2 x mmengine's multiply-accumulates) of one image of ``shape``, in G."""
-    from mmengine.analysis import get_model_complexity_info
-
-    class TensorMode(torch.nn.Module):  # data samples bound: the counter traces tensors only
-
-        def __init__(self):
-            super().__init__()
-            self.detector = model
-
-        def forward(self, images):
-            return self.detector(images, samples, mode='tensor')
-
     images, samples = dummy_batch(1, shape, device)
-    with torch.no_grad():
-        info = get_model_complexity_info(TensorMode(), inputs=(images, ), show_table=False,
-                                         show_arch=False)
-    return 2 * info['flops'] / 1e9
-
-
-def synchronize(device: str) -> None:
-    if device.startswith('cuda'):
-        torch.cuda.synchronize(device)
+    return network_complexity(model, images, samples)['flops'] / 1e9
 
 
 def forward_call(model: torch.nn.Module, batch_size: int, shape: Tuple[int, int],
@@ -214,28 +193,6 @@ def forward_call(model: torch.nn.Module, batch_size: int, shape: Tuple[int, int]
             model(images, samples, mode='tensor')
 
     return call
-
-
-def interleaved_medians(calls: Dict[str, Callable[[], None]], *, warmup: int, repeats: int,
-                        device: str) -> Dict[str, dict]:
-    """Median seconds per call and peak CUDA memory (MB, None on CPU), one call of each per round."""
-    seconds = {key: [] for key in calls}
-    peak_mb = {key: None for key in calls}
-    for round_index in range(warmup + repeats):
-        for key, call in calls.items():
-            if device.startswith('cuda'):
-                torch.cuda.reset_peak_memory_stats(device)
-            synchronize(device)
-            start = time.perf_counter()
-            call()
-            synchronize(device)
-            if round_index >= warmup:
-                seconds[key].append(time.perf_counter() - start)
-            if device.startswith('cuda'):
-                peak_mb[key] = torch.cuda.max_memory_allocated(device) / 2**20
-        print(f'  round {round_index + 1}/{warmup + repeats} done', flush=True)
-    return {key: dict(seconds=statistics.median(values), peak_mb=peak_mb[key])
-            for key, values in seconds.items()}
 
 
 def deployed_model(spec: ModelSpec, device: str) -> torch.nn.Module:
@@ -288,15 +245,15 @@ def run_cost(specs: Sequence[ModelSpec], args: argparse.Namespace) -> List[dict]
     print(f'timing {len(calls)} calls: {args.warmup} warm-up + {args.repeats} timed rounds',
           flush=True)
     timings = interleaved_medians(calls, warmup=args.warmup, repeats=args.repeats,
-                                  device=args.device)
+                                  device=args.device, print_rounds=True)
     for row in rows:
         key = f'{row["model"]}/{row["size"]}'
         single, batched = timings.get(f'{key}/1'), timings.get(f'{key}/N')
         if single:
-            row['latency_ms'] = single['seconds'] * 1e3
-            row['peak_MB'] = (batched or single)['peak_mb']
+            row['latency_ms'] = single.seconds * 1e3
+            row['peak_MB'] = (batched or single).peak_mb
         if batched:
-            row['throughput_img_s'] = args.batch / batched['seconds']
+            row['throughput_img_s'] = args.batch / batched.seconds
     return rows
 
 

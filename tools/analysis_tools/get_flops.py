@@ -23,13 +23,11 @@ from typing import Dict, Optional, Sequence
 import torch
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
-from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
-from torch import nn
 
 from yolov7_mmdet.models.deploy import switch_to_deploy
+from yolov7_mmdet.utils.complexity import network_complexity, unscaled_data_samples
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -43,22 +41,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in tools/train.py')
     return parser.parse_args(argv)
-
-
-class WithImageMeta(nn.Module):
-    """``detector(images, data_samples, mode='tensor')`` with fixed metadata of an unscaled image;
-    the tracer of the counter takes tensors only."""
-
-    def __init__(self, detector: nn.Module, height: int, width: int) -> None:
-        super().__init__()
-        self.detector = detector
-        shape = (height, width)
-        self.data_samples = [DetDataSample(metainfo=dict(
-            img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
-            scale_factor=(1., 1.)))]
-
-    def forward(self, images: torch.Tensor):
-        return self.detector(images, self.data_samples, mode='tensor')
 
 
 def count_complexity(cfg: Config,
@@ -82,14 +64,10 @@ def count_complexity(cfg: Config,
     divisor = getattr(model.backbone, 'size_divisor', 32)
     if height % divisor or width % divisor:
         raise ValueError(f'--shape {height} {width}: both must be multiples of {divisor}')
-    if isinstance(model, TwoStageDetector):
-        model = WithImageMeta(model, height, width)
-    with torch.no_grad():
-        info = get_model_complexity_info(
-            model, inputs=(torch.zeros(1, 3, height, width), ), show_table=show_table, show_arch=False)
-    macs = int(info['flops'])
-    return dict(macs=macs, flops=2 * macs, params=int(info['params']), deployed=deployed,
-                table=info.get('out_table') if show_table else None)
+    samples = unscaled_data_samples(shape) if isinstance(model, TwoStageDetector) else None
+    counts = network_complexity(model, torch.zeros(1, 3, height, width), samples,
+                                show_table=show_table)
+    return dict(counts, deployed=deployed)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
