@@ -1,4 +1,4 @@
-"""Run an exported YOLOv7 ONNX model with onnxruntime: numpy, OpenCV and onnxruntime only, no torch.
+"""Run an exported YOLOv7 ONNX model with onnxruntime: no PyTorch model runs, only numpy/mmcv image code.
 
 The model's ``metadata_props`` (written by ``tools/deployment/export_onnx.py``) say how to prepare an
 image and read the outputs; :class:`ONNXRuntimeDetector` follows them::
@@ -8,7 +8,8 @@ image and read the outputs; :class:`ONNXRuntimeDetector` follows them::
     results[0]['bboxes'], results[0]['scores'], results[0]['labels']   # original-image pixels
 
 The letterbox is the one of the YOLOv7 test pipeline (mmdet ``Resize(keep_ratio=True)`` then
-``YOLOv7Letterbox``), so a model gives the same detections here as in ``tools/test.py``.
+``YOLOv7Letterbox``, through the same functions), so a model gives the same detections here as in
+``tools/test.py``.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import json
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-import cv2
+import mmcv
 import numpy as np
+
+from ..datasets.transforms.letterbox import letterbox
 
 END2END_OUTPUTS = ('num_dets', 'boxes', 'scores', 'labels')
 
@@ -31,16 +34,13 @@ class LetterboxParams:
     original_hw: tuple[int, int]
 
 
-def _rescale_size(height: int, width: int, scale_wh: Sequence[int]) -> tuple[int, int]:
-    """mmcv's ``rescale_size``: ``(new_w, new_h)`` fitting the long and short edges of ``scale_wh``."""
-    ratio = min(max(scale_wh) / max(height, width), min(scale_wh) / min(height, width))
-    return int(width * ratio + 0.5), int(height * ratio + 0.5)
-
-
 def letterbox_image(image: np.ndarray, *, input_hw: Sequence[int], pad_val: float = 114,
                     keep_ratio_resize: bool = True,
                     allow_scale_up: bool = False) -> tuple[np.ndarray, LetterboxParams]:
     """Resize and pad a ``(h, w, 3)`` image to ``input_hw`` exactly as the YOLOv7 test pipeline does.
+
+    The same functions as the pipeline: mmcv's ``imrescale`` (mmdet's ``Resize(keep_ratio=True)``),
+    then :func:`~yolov7_mmdet.datasets.transforms.letterbox.letterbox` (``YOLOv7Letterbox``).
 
     Args:
         image (np.ndarray): ``(h, w, 3)`` uint8 image.
@@ -53,26 +53,17 @@ def letterbox_image(image: np.ndarray, *, input_hw: Sequence[int], pad_val: floa
     Returns:
         tuple: the ``(H, W, 3)`` image and its :class:`LetterboxParams`.
     """
-    out_h, out_w = int(input_hw[0]), int(input_hw[1])
+    out_hw = (int(input_hw[0]), int(input_hw[1]))
     height, width = image.shape[:2]
     resized = image
     if keep_ratio_resize:
-        new_w, new_h = _rescale_size(height, width, (out_w, out_h))
-        if (new_w, new_h) != (width, height):
-            resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    mid_h, mid_w = resized.shape[:2]
-    ratio = min(out_h / mid_h, out_w / mid_w)
-    if not allow_scale_up:
-        ratio = min(ratio, 1.0)
-    new_w, new_h = int(round(mid_w * ratio)), int(round(mid_h * ratio))
-    if (new_w, new_h) != (mid_w, mid_h):
-        resized = cv2.resize(resized, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
-    padded = np.full((out_h, out_w, image.shape[2]), pad_val, dtype=image.dtype)
-    padded[top:top + new_h, left:left + new_w] = resized
-    params = LetterboxParams(scale_factor=(new_w / width, new_h / height), pad_top_left=(top, left),
+        resized = mmcv.imrescale(image, out_hw[::-1], interpolation='bilinear')  # scale is (W, H)
+    results = dict(img=resized, scale_factor=(resized.shape[1] / width, resized.shape[0] / height))
+    letterbox(results, out_hw=out_hw, pad_val=pad_val, allow_scale_up=allow_scale_up)
+    top, _, left, _ = results['pad_param']  # (top, bottom, left, right)
+    params = LetterboxParams(scale_factor=results['scale_factor'], pad_top_left=(int(top), int(left)),
                              original_hw=(height, width))
-    return padded, params
+    return results['img'], params
 
 
 def boxes_to_original(boxes: np.ndarray, params: LetterboxParams) -> np.ndarray:
