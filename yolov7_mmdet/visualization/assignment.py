@@ -6,8 +6,7 @@ then ``loss_module.assigner.assign`` on the lead head's predictions and, for mod
 it returns are the ones the loss trains. It adds, for display only: the candidate slots of the fine and
 coarse regions (the assigners' own ``candidate_region``) and each positive's soft objectness target,
 the CIoU between the trained head's prediction at the cell and its GT, clamped at 0 (the loss's
-target; computed with the loss's public ``yolo_ciou`` in pixels, which equals the loss's grid-unit
-value up to float rounding because CIoU does not change under scaling and translation).
+target, computed by the loss's own ``YOLOv7Loss.slot_ciou``).
 
 :func:`assignment_summary` gives the per-GT, per-level counts (fine / coarse candidates, lead / aux
 positives); :func:`draw_assignment` draws it all on the image. See ``docs/label_assignment.md``.
@@ -20,9 +19,9 @@ import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..models.losses.yolov7_loss import yolo_ciou
+from ..models.losses.yolov7_loss import YOLOv7Loss
 from ..models.task_modules.assigners import (CandidateSlots, YOLOv7AssignResult, YOLOv7CandidateRegion,
-                                             decode_boxes, sanitize_gt, stack_gt_instances)
+                                             sanitize_gt, stack_gt_instances)
 
 
 class HeadAssignment(NamedTuple):
@@ -76,17 +75,10 @@ def _slot_targets(preds: Sequence[Tensor], result: YOLOv7AssignResult, gt_bboxes
         grid_x, grid_y = result.grid_x[:, level], result.grid_y[:, level]  # (1, K)
         # (1, A, H, W, 5+C) gathered at (anchor, y, x) of every slot -> (1, K, 5+C)
         at_slots = pred[0, result.anchor_inds, grid_y[0], grid_x[0]][None].float()
-        boxes = decode_boxes(at_slots[..., :4], grid_x, grid_y, anchors[level][result.anchor_inds],
-                             strides[level])
-        # (1, M, 4) gathered at each slot's GT -> (1, K, 4)
-        gts = gt_bboxes.gather(1, result.gt_inds[:, level, :, None].expand(-1, -1, 4))
-        ciou = yolo_ciou(_xyxy_to_xywh(boxes), _xyxy_to_xywh(gts))
+        ciou = YOLOv7Loss.slot_ciou(at_slots[..., :4], grid_x, grid_y, result.gt_inds[:, level], gt_bboxes,
+                                    anchors[level][result.anchor_inds], strides[level])
         targets.append(ciou.clamp(min=0))
     return torch.stack(targets, dim=1)
-
-
-def _xyxy_to_xywh(boxes: Tensor) -> Tensor:
-    return torch.cat(((boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]), dim=-1)
 
 
 @torch.no_grad()

@@ -226,7 +226,7 @@ class YOLOv7Loss(nn.Module):
                 pred, batch_inds, targets.anchor_inds[None], grid_y, grid_x, obj_weight)
             num_pos = pos.sum().clamp(min=1)
 
-            ciou = self._slot_ciou(box_logits.float(), grid_x, grid_y, gt_inds, gt_bboxes,
+            ciou = self.slot_ciou(box_logits.float(), grid_x, grid_y, gt_inds, gt_bboxes,
                                    anchors[level][targets.anchor_inds], strides[level])
             box = box + torch.where(pos, 1.0 - ciou, 0.0).sum() / num_pos
 
@@ -254,9 +254,21 @@ class YOLOv7Loss(nn.Module):
         return bce - self.cls_neg * logits.sum(-1) if self.cls_neg else bce  # label smoothing
 
     @staticmethod
-    def _slot_ciou(raw_xywh: Tensor, grid_x: Tensor, grid_y: Tensor, gt_inds: Tensor,
-                   gt_bboxes: Tensor, anchor_wh: Tensor, stride: Tensor) -> Tensor:
-        """CIoU (B, K) between each slot's prediction and its GT, in grid units relative to the cell."""
+    def slot_ciou(raw_xywh: Tensor, grid_x: Tensor, grid_y: Tensor, gt_inds: Tensor,
+                  gt_bboxes: Tensor, anchor_wh: Tensor, stride: Tensor) -> Tensor:
+        """CIoU (B, K) between each slot's prediction and its GT, in grid units relative to the cell.
+
+        The box loss is ``1 - CIoU`` at the positives, and the objectness target is the CIoU clamped
+        at 0 (also used by the label-assignment visualiser).
+
+        Args:
+            raw_xywh: (B, K, 4) raw box outputs at the slots.
+            grid_x, grid_y: (B, K) cell of each slot.
+            gt_inds: (B, K) index of each slot's GT in ``gt_bboxes``.
+            gt_bboxes: (B, M, 4) xyxy GT boxes, input pixels.
+            anchor_wh: (K, 2) anchor of each slot, pixels.
+            stride: the level's stride.
+        """
         cell = torch.stack((grid_x, grid_y), dim=-1).float()  # (B, K, 2)
         pred_xy = raw_xywh[..., :2].sigmoid() * 2.0 - 0.5
         pred_wh = (raw_xywh[..., 2:].sigmoid() * 2.0) ** 2 * (anchor_wh / stride)
