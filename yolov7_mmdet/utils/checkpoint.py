@@ -33,8 +33,9 @@ def _statistics_method(owner, name: str):
         f'methods of mmengine HistoryBuffer ({", ".join(sorted(allowed))}) are allowed.')
 
 
-def _numpy_globals() -> list:
-    """numpy's array and scalar reconstruction functions and its dtype classes."""
+def numpy_globals() -> list:
+    """numpy's array and scalar reconstruction functions and its dtype classes (the numpy part of
+    the ``weights_only`` allowlists of our and the official checkpoints)."""
     core = np._core if hasattr(np, '_core') else np.core  # numpy >= 2 renamed ``core``
     dtype_classes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')]
     return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
@@ -44,4 +45,4 @@ def _numpy_globals() -> list:
 def allow_mmengine_checkpoints() -> None:
     """Allowlist the non-tensor types of mmengine runner checkpoints for ``weights_only`` loads."""
     torch.serialization.add_safe_globals(
-        [HistoryBuffer, *_numpy_globals(), (_statistics_method, 'builtins.getattr')])
+        [HistoryBuffer, *numpy_globals(), (_statistics_method, 'builtins.getattr')])

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import _numpy_globals
+from .checkpoint import numpy_globals
 
 # Classes of the official cfg/training and cfg/deploy graphs (models/yolo.py, models/common.py).
 OFFICIAL_MODULES = (
@@ -228,7 +228,7 @@ def read_official_checkpoint(path: str | Path) -> Any:
     check_pickled_globals(path, _read_pickle_bytes(path))
     registered = set(torch.serialization.get_safe_globals())  # e.g. by allow_mmengine_checkpoints()
     # only the missing ones: leaving the context removes what it added, and must not remove those
-    safe_globals = [name for name in [(cls, name) for name, cls in _INERT_CLASSES.items()] + _numpy_globals()
+    safe_globals = [name for name in [(cls, name) for name, cls in _INERT_CLASSES.items()] + numpy_globals()
                     + _numpy_aliases() if name not in registered]
     try:
         with torch.serialization.safe_globals(safe_globals):
