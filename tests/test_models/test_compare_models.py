@@ -1,4 +1,5 @@
-"""tools/analysis_tools/compare_models.py: cost and train modes end to end, tables = CSV = JSON, plots.
+"""tools/analysis_tools/compare_models.py and its parts in yolov7_mmdet.comparison: cost and train
+modes end to end, tables = CSV = JSON, plots.
 
 The two end-to-end runs are tiny (64 px; the train mode one epoch on 8 raccoon images); they prove
 that the tool runs our models and mmdet's side by side and that its outputs agree, not any figure.
@@ -19,6 +20,7 @@ TINY_FUSED_PARAMS = 6_219_709  # REFERENCE.md: yolov7-tiny, 80 classes, deployed
 
 sys.path.insert(0, str(ROOT / 'tools' / 'analysis_tools'))
 compare = importlib.import_module('compare_models')  # a script, not a package module
+from yolov7_mmdet.comparison import cost, models, recipe, report, training  # noqa: E402
 
 
 def _read_csv(path: Path) -> list:
@@ -36,32 +38,32 @@ def _assert_png(path: Path) -> None:
 
 
 def test_labels_and_published_ap_come_from_names_and_model_zoos():
-    yolox = compare.resolve_model(YOLOX_TINY)
+    yolox = models.resolve_model(YOLOX_TINY)
     assert (yolox.label, yolox.published_ap) == ('yolox_tiny', 32.0)  # mmdet's yolox/metafile.yml
-    ours = compare.resolve_model('yolov7_tiny')
+    ours = models.resolve_model('yolov7_tiny')
     assert (ours.label, ours.published_ap) == ('yolov7_tiny', 38.7)
     with pytest.raises(ValueError, match="'yolov9'"):
-        compare.resolve_model('yolov9')
+        models.resolve_model('yolov9')
     with pytest.raises(FileNotFoundError, match='no such config in mmdet'):
-        compare.resolve_model('mmdet::yolox/nothing.py')
+        models.resolve_model('mmdet::yolox/nothing.py')
     with pytest.raises(ValueError, match='share the label'):
-        compare.resolve_models(['yolov7_tiny', 'yolov7_tiny'])
+        models.resolve_models(['yolov7_tiny', 'yolov7_tiny'])
 
 
 def test_schedules_scale_to_the_budget():
-    yolox = compare.resolve_model(YOLOX_TINY).cfg  # warmup 5, cosine 5-285, constant 285-300
-    warmup, cosine, constant = compare.scaled_schedulers(yolox.param_scheduler, recipe_epochs=300,
+    yolox = models.resolve_model(YOLOX_TINY).cfg  # warmup 5, cosine 5-285, constant 285-300
+    warmup, cosine, constant = recipe.scaled_schedulers(yolox.param_scheduler, recipe_epochs=300,
                                                          epochs=10)
     assert (warmup['begin'], warmup['end']) == (0, 1)
     assert (cosine['begin'], cosine['end'], cosine['T_max']) == (1, 9, 10)  # T_max 285 of 300
     assert (constant['begin'], constant['end']) == (9, 10)
-    rtmdet = compare.resolve_model('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py').cfg
-    warmup, cosine = compare.scaled_schedulers(rtmdet.param_scheduler, recipe_epochs=300,
+    rtmdet = models.resolve_model('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py').cfg
+    warmup, cosine = recipe.scaled_schedulers(rtmdet.param_scheduler, recipe_epochs=300,
                                                epochs=10)
     assert warmup['by_epoch'] and warmup['convert_to_iter_based'] and warmup['end'] == 1
     assert (cosine['begin'], cosine['end'], cosine['T_max']) == (5, 10, 5)  # the second half
     # one epoch: only the phases that fit are kept, never an empty one
-    assert [s['type'] for s in compare.scaled_schedulers(
+    assert [s['type'] for s in recipe.scaled_schedulers(
         yolox.param_scheduler, recipe_epochs=300, epochs=1)] == ['mmdet.QuadraticWarmupLR',
                                                                  'ConstantLR']
 
@@ -95,11 +97,11 @@ def test_cost_mode_outputs_agree(cost_out):
         ('yolov7_tiny', 'own', '640x640'), ('yolov7_tiny', 'common', '64x64'),
         ('yolox_tiny', 'own', '416x416'), ('yolox_tiny', 'common', '64x64')]
     for record, row in zip(records, rows):
-        for column in compare.COST_COLUMNS:
+        for column in report.COST_COLUMNS:
             value = record[column]
             assert row[column] == ('' if value is None else str(value)), column
-        assert '| ' + ' | '.join(compare.cell(record[c], compare.DECIMALS.get(c, 3))
-                                 for c in compare.COST_COLUMNS) + ' |' in table
+        assert '| ' + ' | '.join(report.cell(record[c], report.DECIMALS.get(c, 3))
+                                 for c in report.COST_COLUMNS) + ' |' in table
     _assert_png(cost_out / 'ap_vs_latency.png')
 
 
@@ -163,7 +165,7 @@ def test_train_mode_outputs_agree(train_out):
         final = run['history'][-1]
         assert float(row['mAP']) == final['mAP'] and float(row['train_seconds']) > 0
         assert 0.0 <= final['mAP'] <= final['mAP_50'] <= 1.0
-        assert f'| {run["model"]} | 0 | {compare.cell(final["mAP"])} | ' in table
+        assert f'| {run["model"]} | 0 | {report.cell(final["mAP"])} | ' in table
     assert 'whole-image box' in table
     for run in runs:  # each run logs into its own folder (mmengine's visualizer is a global)
         assert list((out / 'runs' / f'{run["model"]}_seed0').glob('*/vis_data/scalars.json'))
@@ -194,10 +196,10 @@ def test_finished_runs_are_not_trained_again(train_out, capsys):
 
 
 def test_calls_over_the_limit_are_not_made():
-    spec = compare.resolve_model('yolov7_tiny')
+    spec = models.resolve_model('yolov7_tiny')
     args = compare.parse_args(['--mode', 'cost', '--models', 'yolov7_tiny', '--out', 'o',
                                '--size', '64', '--batch', '2', '--max-call-gflops', '1'])
-    (own, common), calls = compare.plan_model(spec, compare.deployed_model(spec, 'cpu'), args)
+    (own, common), calls = cost.plan_model(spec, cost.deployed_model(spec, 'cpu'), args)
     assert own['input'] == '640x640' and own['GFLOPs'] is None  # about 13.7: not even traced
     assert common['GFLOPs'] < 1 and common['batch'] == 2
     assert sorted(calls) == ['yolov7_tiny/common/1', 'yolov7_tiny/common/N']
@@ -209,7 +211,7 @@ def test_cost_plot_falls_back_to_the_common_size(tmp_path):
 
     rows = [row('big', 'own', None), row('big', 'common', 50.0),  # own size not measured
             row('small', 'own', 10.0), row('small', 'common', 5.0)]
-    compare.plot_cost(rows, tmp_path / 'ap.png', 'title')
+    report.plot_cost(rows, tmp_path / 'ap.png', 'title')
     _assert_png(tmp_path / 'ap.png')
 
 
@@ -222,6 +224,45 @@ def test_data_images_default_to_the_folder_to_coco_recorded(tmp_path):
     args = compare.parse_args(['--mode', 'train', '--models', 'yolov7_tiny', '--data',
                                str(tmp_path / 'train.json'), str(tmp_path / 'val.json'),
                                '--out', str(tmp_path / 'out')])
-    data, num_classes = compare.read_data_args(args)
+    data, num_classes = training.read_data_args(args)
     assert num_classes == 1
     assert data['train'][1] == '/data/imgs/' and data['val'][1] == f'{tmp_path.resolve()}/'
+
+
+def test_train_plot_draws_each_model_once_with_its_seed_band():
+    """Seeds of a model are one mean line and one min-max band, not one crossing line per seed."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    def run(model, seed, maps):
+        return dict(model=model, seed=seed, history=[
+            dict(epoch=e + 1, train_seconds=60.0 * (e + 1 + seed), mAP=m) for e, m in enumerate(maps)])
+
+    results = [run('a', 0, [0.1, 0.3]), run('b', 0, [0.0, 0.1]), run('a', 1, [0.2, 0.5]),
+               run('b', 1, [0.1, 0.2]), run('c', 0, [0.3, 0.3])]
+    figure, axes = plt.subplots()
+    report.draw_train(axes, results, dict(mAP=0.05), x_key='train_seconds')
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    assert sorted(lines) == ['a (mean of 2 seeds, min-max band)', 'b (mean of 2 seeds, min-max band)',
+                             'c', 'whole-image box per image']
+    line_a = lines['a (mean of 2 seeds, min-max band)']
+    assert list(line_a.get_ydata()) == pytest.approx([0.15, 0.4])  # mean over seeds
+    assert list(line_a.get_xdata()) == pytest.approx([1.5, 2.5])  # mean minutes
+    bands = [c for c in axes.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2  # a and b; c has one seed
+    band_a = bands[0].get_paths()[0].vertices
+    assert band_a[:, 1].min() == pytest.approx(0.1) and band_a[:, 1].max() == pytest.approx(0.5)
+    plt.close(figure)
+
+
+def test_train_replot_rewrites_the_outputs_without_training(train_out):
+    out, _ = train_out
+    table = (out / 'train.md').read_text()
+    for name in ('train.md', 'map_vs_epoch.png', 'map_vs_time.png'):
+        (out / name).unlink()
+    compare.main(['--mode', 'train', '--replot', '--out', str(out)])
+    assert (out / 'train.md').read_text() == table
+    for plot in ('map_vs_epoch.png', 'map_vs_time.png'):
+        _assert_png(out / plot)
