@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmdet.registry import MODELS
-from yolov7_mmdet.datasets.sources import check_num_classes
+from yolov7_mmdet.engine.hooks import check_num_classes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The swap and demo configs, and one config per YOLOv7 schedule base (P5, P6, tiny): every variant

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from yolov7_mmdet.models.task_modules.anchor_fitting import best_possible_recall, fit_anchors
+from yolov7_mmdet.datasets.anchor_fitting import best_possible_recall, fit_anchors
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_ANCHORS = np.array([[10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119],

@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin)
 from mmdet.registry import DATASETS
-from yolov7_mmdet.models.task_modules.anchor_fitting import MIN_BPR, dataset_box_sizes, fit_anchors
+from yolov7_mmdet.datasets.anchor_fitting import MIN_BPR, dataset_box_sizes, fit_anchors
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -6,7 +6,6 @@ what it skipped or repaired in :class:`DataIssues` (one warning summary). The co
 ``CocoDataset``, class names from the file). See ``docs/datasets.md``.
 """
 from .class_names import load_class_names
-from .classes_check_hook import DatasetClassesCheckHook, check_num_classes
 from .coco_dataset import CocoJSONDataset
 from .coco_json import (class_warnings, issues_report_path, load_coco_dict, read_coco_json,
                         save_as_coco, to_coco_dict, write_coco_json)
@@ -17,8 +16,8 @@ from .voc import read_voc, voc_annotation_files
 from .yolo_txt import YoloDataYaml, list_yolo_images, read_data_yaml, read_yolo_txt, yolo_label_path
 
 __all__ = [
-    'CocoJSONDataset', 'DataIssues', 'class_warnings', 'issues_report_path', 'load_coco_dict', 'DatasetClassesCheckHook', 'DetectionData', 'ISSUE_CASES',
-    'ImageProbe', 'ImageRecord', 'YoloDataYaml', 'build_record', 'check_num_classes',
+    'CocoJSONDataset', 'DataIssues', 'class_warnings', 'issues_report_path', 'load_coco_dict', 'DetectionData', 'ISSUE_CASES',
+    'ImageProbe', 'ImageRecord', 'YoloDataYaml', 'build_record',
     'exif_to_decoded_frame', 'list_yolo_images', 'load_class_names', 'probe_image', 'read_coco_json',
     'read_data_yaml', 'read_voc', 'read_yolo_txt', 'save_as_coco', 'to_coco_dict',
     'voc_annotation_files', 'write_coco_json', 'yolo_label_path'

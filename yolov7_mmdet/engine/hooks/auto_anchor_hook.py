@@ -3,7 +3,7 @@
 Before the first iteration (not on ``--resume``: the checkpoint's anchors are used), the best
 possible recall of the head's anchors on the training boxes at the training size is logged; below
 0.98 the anchors are re-fitted by k-means and a genetic search and written into the head when that
-raises the recall (:mod:`yolov7_mmdet.models.task_modules.anchor_fitting`). The head's ``anchors``
+raises the recall (:mod:`yolov7_mmdet.datasets.anchor_fitting`). The head's ``anchors``
 buffer is saved in every checkpoint, so ``tools/test.py``, export and resume use the fitted ones.
 On in the custom-dataset configs (``auto_anchor = True``), off in the COCO configs (the anchors
 were made for COCO).
@@ -18,7 +18,7 @@ from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
-from ...models.task_modules.anchor_fitting import MIN_BPR, dataset_box_sizes, fit_anchors
+from ...datasets.anchor_fitting import MIN_BPR, dataset_box_sizes, fit_anchors
 
 
 @HOOKS.register_module()

@@ -17,12 +17,14 @@ and lists the dataset's class names; it checks once before the loops start (``be
 ``before_val``, ``before_test``) instead of every epoch, and it checks the test set too.
 """
 import logging
-from typing import Iterator, Optional
+from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
+
+from ...datasets.utils import leaf_datasets
 
 # Modules whose ``num_classes`` is not the dataset's (an RPN is class-agnostic).
 _SKIPPED_MODULE_SUFFIXES = ('rpn_head',)
@@ -89,18 +91,6 @@ def check_num_classes(model, dataset, split: Optional[str] = None) -> None:
             f'class{"es" if len(classes) != 1 else ""}: '
             f'{tuple(classes)}. Set num_classes={len(classes)} in the model config '
             f'(e.g. model.bbox_head.num_classes={len(classes)}).')
-
-
-def leaf_datasets(dataset) -> Iterator:
-    """The datasets holding the data under wrappers (``MultiImageMixDataset``, ``RepeatDataset``,
-    ``ClassBalancedDataset``: ``.dataset``; ``ConcatDataset``: ``.datasets``)."""
-    if hasattr(dataset, 'datasets'):
-        for child in dataset.datasets:
-            yield from leaf_datasets(child)
-    elif hasattr(dataset, 'dataset'):
-        yield from leaf_datasets(dataset.dataset)
-    else:
-        yield dataset
 
 
 def _describe(dataset) -> str:

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from torch import nn
 
-from yolov7_mmdet.datasets.sources import DatasetClassesCheckHook, check_num_classes
+from yolov7_mmdet.engine.hooks import DatasetClassesCheckHook, check_num_classes
 
 
 class Head(nn.Module):
@@ -120,7 +120,7 @@ def test_training_set_without_boxes_is_refused_and_names_the_file(tmp_path):
 
 
 def test_allow_no_boxes_trains_with_a_warning(tmp_path, monkeypatch):
-    from yolov7_mmdet.datasets.sources import classes_check_hook
+    from yolov7_mmdet.engine.hooks import classes_check_hook
     logged = []
     monkeypatch.setattr(classes_check_hook, 'print_log',
                         lambda message, **kwargs: logged.append((message, kwargs['level'])))

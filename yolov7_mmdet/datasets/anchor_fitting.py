@@ -21,7 +21,7 @@ from typing import Tuple
 
 import numpy as np
 
-from ...datasets.sources.classes_check_hook import leaf_datasets
+from .utils import leaf_datasets
 
 MIN_BPR = 0.98  # official: re-fit below this best possible recall
 MIN_ANCHOR_SIDE = 2.0  # px; official: boxes with both sides under this are ignored by k-means
