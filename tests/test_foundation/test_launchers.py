@@ -57,7 +57,8 @@ def fake_srun(folder: Path) -> Path:
 @pytest.mark.parametrize('python', [None, '/opt/other/python'])
 def test_slurm_launcher_runs_the_venv_python_unless_python_is_set(tmp_path, python):
     recorded = fake_srun(tmp_path)
-    env = plain_shell_env(path=f'{tmp_path}:/usr/bin:/bin', **({'PYTHON': python} if python else {}))
+    env = plain_shell_env(path=f'{tmp_path}:/usr/bin:/bin',
+                          **({'PYTHON': python} if python else {}))
     subprocess.run(['bash', 'tools/slurm_train.sh', 'part', 'job', DEMO_CONFIG, 'work'],
                    cwd=REPO_ROOT, env=env, check=True, timeout=60)
     srun_args = recorded.read_text().splitlines()
