@@ -143,11 +143,15 @@ def test_small_dataset_schedule_is_explained_and_fixed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert ('26 iterations of 8 images x 8 epochs = 208 iterations and 32 optimizer steps' in out
             and 'warmup over iterations 0..26 = 1.0 epochs' in out)
-    assert 'warning: only 32 optimizer steps' in out and '--nominal-batch 8' in out
+    assert ('warning: this run will barely train: only 32 optimizer steps in all (fewer than '
+            '300), too few to learn. Fix: --nominal-batch 8 (one optimizer step per iteration, 208 '
+            'in all), more epochs\n') in out
 
     config = create('--data', data, data, '--batch', '8', '--epochs', '8', '--warmup-iters', '150',
                     '--out', tmp_path / 'long_warmup.py')
-    assert 'warning: the warmup covers 73% of the run' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'warning: this run will barely train: the warmup covers 73% of the run' in out
+    assert '--warmup-iters 20 (a tenth of the run)' in out
     assert Config.fromfile(str(config)).default_hooks.param_scheduler.min_warmup_iters == 150
 
     fixed = create('--data', data, data, '--batch', '8', '--epochs', '30', '--nominal-batch', '8',
@@ -186,8 +190,9 @@ def test_the_hook_logs_the_summary_and_the_fix_in_cfg_options():
     ScheduleSummaryHook().before_train(runner)
     assert 'warmup over iterations 0..1000' in runner.logger.info.call_args.args[0]
     warning = runner.logger.warning.call_args.args[0]
-    assert 'the warmup covers 100% of the run' in warning and 'optimizer steps' in warning
-    assert 'optim_wrapper.nominal_batch_size=8' in warning and 'min_warmup_iters=20' in warning
+    assert warning.startswith('This run will barely train: the warmup covers 100% of the run')
+    assert 'optimizer steps' in warning and 'optim_wrapper.nominal_batch_size=8' in warning
+    assert 'min_warmup_iters=20' in warning
 
 
 def test_every_yolov7_schedule_config_has_the_summary_hook():

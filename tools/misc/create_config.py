@@ -224,17 +224,10 @@ def create_config(args: argparse.Namespace) -> Tuple[Path, ScheduleSummary]:
 
 
 def schedule_report(summary: ScheduleSummary) -> str:
-    """The summary, and each problem with the flags that fix it."""
+    """The summary, and a warning with the flags that fix its problems."""
     report = f'schedule on one GPU: {summary.describe()}'
-    if summary.steps_problem:
-        fix = (f're-run with --nominal-batch {summary.schedule.total_batch_size} (one step per '
-               f'iteration, {summary.total_iters} steps)' if summary.accumulate > 1
-               else 'train more --epochs')
-        report += f'\nwarning: {summary.steps_problem}; {fix}'
-    if summary.warmup_problem:
-        report += (f'\nwarning: {summary.warmup_problem}; re-run with --warmup-iters '
-                   f'{summary.suggested_warmup_iters} (a tenth of the run)')
-    return report
+    warning = summary.warning(nominal_batch='--nominal-batch {}', warmup_iters='--warmup-iters {}')
+    return report + (f'\nwarning: {warning}' if warning else '')
 
 
 def main(argv=None) -> Path:

@@ -95,10 +95,33 @@ class ScheduleSummary:
         """Why this run will barely train (empty when it looks fine)."""
         return [problem for problem in (self.warmup_problem, self.steps_problem) if problem]
 
-    @property
-    def suggested_warmup_iters(self) -> int:
-        """A warmup of a tenth of the run (at least one iteration)."""
-        return max(1, self.total_iters // 10)
+    def fixes(self, *, nominal_batch: str, warmup_iters: str) -> List[str]:
+        """What removes :meth:`problems`, in the caller's syntax.
+
+        Args:
+            nominal_batch: How to set the images per optimizer step, a format string of the
+                value (e.g. ``'--nominal-batch {}'``).
+            warmup_iters: How to set the warmup iterations, likewise.
+        """
+        fixes = []
+        batch = self.schedule.total_batch_size
+        if self.steps_problem and self.accumulate > 1:
+            fixes.append(f'{nominal_batch.format(batch)} (one optimizer step per iteration, '
+                         f'{self.total_iters} in all)')
+        if self.steps_problem and self.total_iters < MIN_OPTIMIZER_STEPS:
+            fixes.append('more epochs')
+        if self.warmup_problem:
+            fixes.append(f'{warmup_iters.format(max(1, self.total_iters // 10))} (a tenth of the '
+                         'run)')
+        return fixes
+
+    def warning(self, *, nominal_batch: str, warmup_iters: str) -> Optional[str]:
+        """One line with the problems and their fixes (see :meth:`fixes`), or None."""
+        problems = self.problems()
+        if not problems:
+            return None
+        fixes = self.fixes(nominal_batch=nominal_batch, warmup_iters=warmup_iters)
+        return f'this run will barely train: {"; ".join(problems)}. Fix: {", ".join(fixes)}'
 
 
 def _optimizer_steps(schedule: YOLOv7Schedule, total: int) -> int:
@@ -154,13 +177,11 @@ class ScheduleSummaryHook(Hook):
             return
         summary = ScheduleSummary.of(schedule)
         runner.logger.info(f'Schedule: {summary.describe()}')
-        problems = summary.problems()
-        if problems:
+        warning = summary.warning(
+            nominal_batch='--cfg-options optim_wrapper.nominal_batch_size={}',
+            warmup_iters='--cfg-options default_hooks.param_scheduler.warmup_epochs=0 '
+                         'default_hooks.param_scheduler.min_warmup_iters={}')
+        if warning:
             runner.logger.warning(
-                f'This run will barely train: {"; ".join(problems)}. Fix: fewer images per '
-                f'optimizer step (--cfg-options optim_wrapper.nominal_batch_size='
-                f'{schedule.total_batch_size}), a shorter warmup (--cfg-options '
-                'default_hooks.param_scheduler.warmup_epochs=0 '
-                f'default_hooks.param_scheduler.min_warmup_iters={summary.suggested_warmup_iters}'
-                '), or more epochs; in a config of tools/misc/create_config.py set '
-                '`nominal_batch_size` and `warmup_iters` at its top (docs/custom_dataset.md).')
+                f'{warning[0].upper()}{warning[1:]} (in a config of tools/misc/create_config.py: '
+                '`nominal_batch_size` and `warmup_iters` at its top; docs/custom_dataset.md).')
