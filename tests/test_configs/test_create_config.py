@@ -85,6 +85,27 @@ def test_out_that_is_an_input_is_refused(tmp_path, capsys):
     assert 'is one of the input files' in capsys.readouterr().err and data.read_text() == before
 
 
+@pytest.mark.parametrize('field, value, words', [
+    ('categories', [{'id': '1', 'name': 'cat'}], '`categories` must be a list'),
+    ('categories', [{'id': 1}], '`categories` must be a list'),
+    ('categories', {'1': 'cat'}, '`categories` must be a list'),
+    ('info', ['img'], 'no info.image_root'),
+    ('info', {'image_root': 5}, 'no info.image_root'),
+    ('images', 'all', '`images` must be a list'),
+])
+def test_malformed_fields_are_one_line_naming_the_file(tmp_path, capsys, field, value, words):
+    data = write_split(tmp_path, 'train.json')
+    coco = json.loads(data.read_text())
+    coco[field] = value
+    data.write_text(json.dumps(coco))
+    with pytest.raises(SystemExit) as exit_info:
+        create('--data', data, data, '--out', tmp_path / 'cfg.py')
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1
+    assert f'{data}' in err and words in err
+    assert not (tmp_path / 'cfg.py').exists()
+
+
 def test_written_text_is_checked_against_the_template(tmp_path):
     tool = load_tool(TOOL)
     template = tool.template_text()

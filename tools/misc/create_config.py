@@ -22,7 +22,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -58,11 +58,12 @@ def literal(value: Any, prefix_width: int) -> str:
     return brackets[0] + '\n' + ''.join(f'    {item!r},\n' for item in value) + brackets[1]
 
 
-def knob_nodes(tree: ast.Module, names) -> Dict[str, ast.Assign]:
-    """The top-level ``name = value`` statements of ``tree`` for ``names``."""
-    return {stmt.targets[0].id: stmt for stmt in tree.body
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id in names}
+def assigned_name(stmt: ast.stmt) -> Optional[str]:
+    """``name`` of a ``name = value`` statement, else None."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0],
+                                                                             ast.Name):
+        return stmt.targets[0].id
+    return None
 
 
 def render_config(template: str, values: Dict[str, Any]) -> str:
@@ -73,7 +74,8 @@ def render_config(template: str, values: Dict[str, Any]) -> str:
         ValueError: If the template does not assign one of the names.
     """
     lines = template.splitlines(keepends=True)
-    nodes = knob_nodes(ast.parse(template), values)
+    nodes = {assigned_name(stmt): stmt for stmt in ast.parse(template).body
+             if assigned_name(stmt) in values}
     missing = sorted(set(values) - set(nodes))
     if missing:
         raise ValueError(f'the template configs/{TEMPLATE} does not set {missing}')
@@ -112,9 +114,8 @@ def load_checked(text: str, template: str, values: Dict[str, Any], folder: Path)
     if len(written) != len(expected):
         raise ValueError('the written config has other statements than its template')
     for stmt, template_stmt in zip(written, expected):
-        knob = knob_nodes(ast.Module(body=[stmt], type_ignores=[]), values)
-        if knob:
-            (name, _), = knob.items()
+        name = assigned_name(stmt)
+        if name in values and name == assigned_name(template_stmt):
             if not is_literal(stmt.value, values[name]):
                 raise ValueError(f'{name} was not written as the literal {values[name]!r}')
         elif ast.dump(stmt) != ast.dump(template_stmt):
@@ -135,16 +136,26 @@ def read_split(ann_file: str, img_dir: Optional[str]) -> Tuple[Tuple[str, ...], 
     """``(class names in id order, absolute image folder ending in '/', image count)`` of a COCO
     JSON; the folder is ``img_dir`` or the file's ``info.image_root``. Errors name the file."""
     coco = load_coco_dict(ann_file)
-    categories = sorted(coco.get('categories') or [], key=lambda category: category['id'])
+    categories = coco.get('categories') or []
     if not categories:
         raise ValueError(f'{ann_file}: no `categories`; convert it with '
                          'tools/dataset_converters/to_coco.py')
-    img_dir = img_dir or (coco.get('info') or {}).get('image_root')
-    if not img_dir:
+    if not isinstance(categories, list) or not all(
+            isinstance(category, dict) and isinstance(category.get('id'), int)
+            and isinstance(category.get('name'), str) for category in categories):
+        raise ValueError(f'{ann_file}: `categories` must be a list of {{"id": int, "name": str}}; '
+                         'convert it with tools/dataset_converters/to_coco.py')
+    categories = sorted(categories, key=lambda category: category['id'])
+    images = coco.get('images') or []
+    if not isinstance(images, list):
+        raise ValueError(f'{ann_file}: `images` must be a list')
+    info = coco.get('info')
+    img_dir = img_dir or (info.get('image_root') if isinstance(info, dict) else None)
+    if not img_dir or not isinstance(img_dir, str):
         raise ValueError(f'{ann_file} does not say where its images are (no info.image_root; not '
                          'written by to_coco.py?): give the folder (--img-dirs, --test-img-dir)')
-    classes = tuple(str(category['name']) for category in categories)
-    return classes, os.path.abspath(img_dir) + '/', len(coco.get('images') or [])
+    classes = tuple(category['name'] for category in categories)
+    return classes, os.path.abspath(img_dir) + '/', len(images)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
