@@ -2,11 +2,11 @@
 
 The official recipe accumulates gradients to 64 images per optimizer step and warms up over
 ``max(3 epochs, 1000 iterations)``: on COCO that is a rounding error of a 300-epoch run, on a
-dataset of 200 images it can be the whole run (202 images x 8 epochs at batch 8 are 208 iterations
-and about 26 optimizer steps, every one of them inside the warmup: mAP 0). :class:`ScheduleSummary`
-counts, from :class:`~.yolov7_param_scheduler_hook.YOLOv7Schedule` itself, the iterations, the
-optimizer steps, the warmup's share of the run and the lr it reaches, and names the two problems
-that keep a small run from learning. ``tools/misc/create_config.py`` prints it for the config it
+dataset of 200 images it can be the whole run (202 images x 8 epochs at batch 8 are 208
+iterations, every one of them inside the warmup, and 140 optimizer steps at a tiny lr: mAP 0).
+:class:`ScheduleSummary` counts, from :class:`~.yolov7_param_scheduler_hook.YOLOv7Schedule`
+itself, the iterations, the optimizer steps, the warmup's share of the run and the lr it reaches,
+and names the two problems that keep a small run from learning. ``tools/misc/create_config.py`` prints it for the config it
 writes; :class:`ScheduleSummaryHook` (in every YOLOv7 schedule config) logs it when training starts.
 """
 from __future__ import annotations
@@ -72,8 +72,9 @@ class ScheduleSummary:
             f'({self.optimizer_steps / s.max_epochs:.1f} per epoch; after warmup one step per '
             f'{self.accumulate} iteration(s), {self.accumulate * s.total_batch_size} images); '
             f'warmup over iterations 0..{s.warmup_iters} = '
-            f'{s.warmup_iters / s.iters_per_epoch:.1f} epochs ({self.warmup_share:.0%} of the run); lr rises to {self.peak_lr_factor:.3g} '
-            f'x lr0 and ends at {self.last_lr_factor:.3g} x lr0')
+            f'{s.warmup_iters / s.iters_per_epoch:.1f} epochs ({self.warmup_share:.0%} of the '
+            f'run); lr rises to {self.peak_lr_factor:.3g} x lr0 and ends at '
+            f'{self.last_lr_factor:.3g} x lr0')
 
     @property
     def warmup_problem(self) -> Optional[str]:
