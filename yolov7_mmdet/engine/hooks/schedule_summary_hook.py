@@ -6,8 +6,9 @@ dataset of 200 images it can be the whole run (202 images x 8 epochs at batch 8 
 iterations, every one of them inside the warmup, and 140 optimizer steps at a tiny lr: mAP 0).
 :class:`ScheduleSummary` counts, from :class:`~.yolov7_param_scheduler_hook.YOLOv7Schedule`
 itself, the iterations, the optimizer steps, the warmup's share of the run and the lr it reaches,
-and names the two problems that keep a small run from learning. ``tools/misc/create_config.py`` prints it for the config it
-writes; :class:`ScheduleSummaryHook` (in every YOLOv7 schedule config) logs it when training starts.
+and names the two problems that keep a small run from learning. ``tools/misc/create_config.py``
+prints it for the config it writes; :class:`ScheduleSummaryHook` (in every YOLOv7 schedule config)
+logs it when training starts.
 """
 from __future__ import annotations
 
