@@ -11,6 +11,10 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# The interpreter: $PYTHON, else the repository's virtual environment (tools/setup_env.sh makes
+# .venv, or $VENV), else the first python on PATH.
+VENV=${VENV:-$HERE/../.venv}
+if [ -z "${PYTHON:-}" ] && [ -x "$VENV/bin/python" ]; then PYTHON=$(cd "$VENV/bin" && pwd)/python; fi
 
 PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
 "${PYTHON:-python}" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \

@@ -15,6 +15,10 @@ TASKS_PER_NODE=${TASKS_PER_NODE:-$(( GPUS_PER_NODE > 0 ? GPUS_PER_NODE : 1 ))}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# The interpreter: $PYTHON, else the repository's virtual environment (tools/setup_env.sh makes
+# .venv, or $VENV), else the first python on PATH.
+VENV=${VENV:-$HERE/../.venv}
+if [ -z "${PYTHON:-}" ] && [ -x "$VENV/bin/python" ]; then PYTHON=$(cd "$VENV/bin" && pwd)/python; fi
 GRES=()
 if (( GPUS_PER_NODE > 0 )); then GRES=(--gres="gpu:$GPUS_PER_NODE"); fi
 

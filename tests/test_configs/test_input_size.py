@@ -86,23 +86,8 @@ def test_sizes_must_be_multiples_of_the_largest_stride():
     with pytest.raises(ValueError, match=r'YOLOv7Letterbox scale=\(336, 336\) is not a multiple'):
         check_runner_input_sizes(runner, ('test_dataloader',))
     with pytest.raises(ValueError, match='multiple of 32'):
-        load_tool('tools/misc/create_config.py').render_config(
-            model='tiny', train_ann='a', val_ann='b', train_img='i', val_img='j', classes=('x',),
-            size=300, batch=2, epochs=1, configs_dir='..')
-
-
-def shipped_custom_text(model: str, size: int, batch: int) -> str:
-    return load_tool('tools/misc/create_config.py').render_config(
-        model=model, train_ann='data/cards/train.json', val_ann='data/cards/val.json',
-        train_img='../shared/datasets/cards/images/train', val_img='../shared/datasets/cards/images/test',
-        classes=('nine', 'ten', 'jack', 'queen', 'king', 'ace'), size=size, batch=batch, epochs=100,
-        configs_dir='..')
-
-
-@pytest.mark.parametrize('model, size, batch', [('tiny', 320, 8), ('l', 640, 16)])
-def test_shipped_custom_configs_are_the_generator_output(model, size, batch):
-    shipped = (REPO_ROOT / 'configs' / 'yolov7' / f'yolov7_{model}_custom.py').read_text()
-    assert shipped == shipped_custom_text(model, size, batch)
+        load_tool('tools/misc/create_config.py').check_numbers(SimpleNamespace(
+            size=300, batch=2, epochs=1, nominal_batch=64, warmup_iters=None))
 
 
 def test_created_config_builds_a_runner_whose_every_size_is_256(shared_datasets, tmp_path, capsys,

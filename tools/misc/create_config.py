@@ -1,180 +1,161 @@
-"""Write a ready YOLOv7 config for your COCO-JSON dataset and print the command that trains it.
+"""Write a ready YOLOv7 config for your COCO-JSON dataset and print what its training will do.
 
     python tools/misc/create_config.py --data data/cards/train.json data/cards/val.json \\
         --model tiny --size 320 --batch 8 --epochs 100 --out configs/custom/cards_tiny.py
 
-Class names and ``num_classes`` come from the JSON files' ``categories`` (both files must list the
-same ones); the image folders from the ``info.image_root`` that ``to_coco.py`` writes (or
-``--img-dirs``). Everything a user changes is a variable at the top of the written config, and every
-other field derives from those variables: the input size of every pipeline (test-time
-augmentation included) and of the loss, the batch size of the loader and of the optimizer, the
-warmup, the validation interval. The shipped ``configs/yolov7/yolov7_{tiny,l}_custom.py`` are
-this script's output for the cards dataset (a test keeps them in sync).
+The config is a copy of the one template, ``configs/yolov7/yolov7_tiny_custom.py``, with the
+variables of its first block set: the model's base configs, the data files (absolute, so that the
+config works from any folder and after a move), the classes (from the JSON files' ``categories``;
+every file must list the same ones), the input size, batch, epochs and schedule knobs. The image
+folders come from the ``info.image_root`` that ``to_coco.py`` writes (a relative one is taken from
+the current folder) or ``--img-dirs``. ``_base_`` names the installed package's configs
+(``yolov7_mmdet.config_path``). Every value is written as a Python literal (``repr``); before the
+tool reports success the written text is parsed back and must be the template with exactly these
+literals, and it is loaded with mmengine, whose values must be the ones given; only then is the file
+written (atomically). Data whose strings mmengine would substitute (``{{ ... }}``) is refused.
 """
+from __future__ import annotations
+
 import argparse
+import ast
 import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
+from mmengine.config import Config
+
+from yolov7_mmdet import config_path
 from yolov7_mmdet.datasets.sources import load_coco_dict
+from yolov7_mmdet.engine.hooks import ScheduleSummary, atomic_write_bytes, schedule_of_config
 
-# Augmentation of the official hyp files per model: (max_translate_ratio, scaling_ratio_range,
-# mixup_prob); tiny: hyp.scratch.tiny.yaml, l / x: hyp.scratch.p5.yaml.
+TEMPLATE = 'yolov7/yolov7_tiny_custom.py'  # below configs/
+# The base configs of each model: the model, its dataset base (the augmentation of its official
+# hyp file: hyp.scratch.tiny.yaml for tiny, hyp.scratch.p5.yaml for l and x) and its schedule.
 MODELS = {
-    'tiny': dict(base='yolov7_tiny', schedule='yolov7_tiny_300e', translate=0.1, scale=(0.5, 1.6),
-                 mixup=0.05),
-    'l': dict(base='yolov7_l', schedule='yolov7_300e', translate=0.2, scale=(0.1, 2.0), mixup=0.15),
-    'x': dict(base='yolov7_x', schedule='yolov7_300e', translate=0.2, scale=(0.1, 2.0), mixup=0.15),
+    'tiny': ('models/yolov7_tiny.py', 'datasets/yolov7_coco_tiny.py',
+             'schedules/yolov7_tiny_300e.py'),
+    'l': ('models/yolov7_l.py', 'datasets/yolov7_coco.py', 'schedules/yolov7_300e.py'),
+    'x': ('models/yolov7_x.py', 'datasets/yolov7_coco.py', 'schedules/yolov7_300e.py'),
 }
 MAX_STRIDE = 32  # the P5 models above
-
-TEMPLATE = '''\
-# yolov7-{model} on your own COCO-JSON dataset (tools/dataset_converters/to_coco.py makes one from
-# VOC XML, YOLO txt or COCO), written by tools/misc/create_config.py; docs/custom_dataset.md.
-# Change the variables of the first block; every other field derives from them. Edit this file
-# rather than inheriting it and re-assigning a variable: mmengine does not re-evaluate the fields
-# below in a child config (InputSizeCheckHook then refuses the sizes that disagree).
-_base_ = [
-    '{configs}/_base_/models/{base}.py',
-    '{configs}/_base_/datasets/yolov7_coco.py',
-    '{configs}/_base_/schedules/{schedule}.py',
-]
-
-# ---------------------------------------------------------------- what you change
-train_ann_file = '{train_ann}'  # COCO JSON (to_coco.py --out)
-train_img_dir = '{train_img}'  # the folder its file_names are relative to
-val_ann_file = '{val_ann}'
-val_img_dir = '{val_img}'
-classes = {classes}  # in category-id order
-img_scale = ({size}, {size})  # (width, height) of every input, a multiple of {max_stride}
-train_batch_size_per_gpu = {batch}
-max_epochs = {epochs}
-# Fine-tune from converted official weights (docs/pretrained.md says how to make them), e.g.
-# 'work_dirs/pretrained/yolov7-{model}_mmdet.pth'; None trains from scratch.
-load_from = None
-auto_anchor = True  # re-fit the anchors to the training boxes when they fit badly (BPR < 0.98)
-
-# ---------------------------------------------------------------- derived from the above
-nominal_batch_size = 64  # official: gradients are accumulated to 64 images per optimizer step
-val_interval = max(1, max_epochs // 10)  # and after the last epoch
-warmup_epochs = min(3, max(1, max_epochs // 10))  # official: 3 (and >= 1000 iterations, dropped)
-num_workers = 2
-
-model = dict(bbox_head=dict(num_classes=len(classes), loss=dict(img_size=img_scale[0])))
-
-mosaic_affine = [
-    dict(type='YOLOv7Mosaic', img_scale=img_scale, mosaic9_prob=0.2, prob=1.0, pad_val=114.0),
-    dict(type='YOLOv7RandomAffine', img_scale=img_scale, max_translate_ratio={translate},
-         scaling_ratio_range={scale}, border_val=(114, 114, 114)),
-]
-train_pipeline = [
-    *mosaic_affine,
-    dict(type='YOLOv7MixUp', prob={mixup}, alpha=8.0, beta=8.0, pre_transform=mosaic_affine),
-    dict(type='YOLOv7HSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='YOLOv7Letterbox', scale=img_scale, pad_val=114, allow_scale_up=False),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
-]
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='TestTimeAug',
-         transforms=[
-             [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
-             [dict(type='Resize', scale=img_scale, keep_ratio=True)],
-             [dict(type='YOLOv7Letterbox', scale=img_scale, pad_val=114, allow_scale_up=False)],
-             [dict(type='LoadAnnotations', with_bbox=True)],
-             [dict(type='PackDetInputs',
-                   meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                              'pad_param', 'flip', 'flip_direction'))],
-         ])
-]
-
-train_dataloader = dict(
-    batch_size=train_batch_size_per_gpu,
-    num_workers=num_workers,
-    dataset=dict(
-        dataset=dict(
-            type='CocoJSONDataset', data_root='', ann_file=train_ann_file,
-            data_prefix=dict(img=train_img_dir), metainfo=dict(classes=classes)),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=train_batch_size_per_gpu,
-    num_workers=num_workers,
-    dataset=dict(
-        type='CocoJSONDataset', data_root='', ann_file=val_ann_file,
-        data_prefix=dict(img=val_img_dir), metainfo=dict(classes=classes),
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=val_ann_file)
-test_evaluator = val_evaluator
-
-optim_wrapper = dict(batch_size_per_gpu=train_batch_size_per_gpu,
-                     nominal_batch_size=nominal_batch_size)
-train_cfg = dict(max_epochs=max_epochs, val_interval=val_interval, dynamic_intervals=None)
-default_hooks = dict(
-    logger=dict(interval=10),
-    param_scheduler=dict(warmup_epochs=warmup_epochs, min_warmup_iters=0),
-    checkpoint=dict(save_best='coco/bbox_mAP', rule='greater'))
-custom_hooks = _base_.custom_hooks + ([dict(type='AutoAnchorHook')] if auto_anchor else [])
-env_cfg = dict(cudnn_benchmark=True)  # fixed-size inputs
-sync_bn = 'torch'  # multi-GPU (tools/dist_train.sh); ignored on one GPU or CPU
-'''
+HEADER = f'# Written by tools/misc/create_config.py from configs/{TEMPLATE}.\n'
+LINE_WIDTH = 100
 
 
-def categories_of(ann_file: Path) -> Tuple[Tuple[str, ...], str]:
-    """``(class names in id order, info.image_root or '')`` of a COCO JSON; errors name the file."""
+def template_text() -> str:
+    return Path(config_path(TEMPLATE)).read_text(encoding='utf-8')
+
+
+def literal(value: Any, prefix_width: int) -> str:
+    """``value`` as Python source made by ``repr``; a list or tuple too long for the line of
+    ``prefix_width`` characters is written one element per line."""
+    text = repr(value)
+    if len(text) + prefix_width <= LINE_WIDTH or not isinstance(value, (list, tuple)) or not value:
+        return text
+    brackets = '[]' if isinstance(value, list) else '()'
+    return brackets[0] + '\n' + ''.join(f'    {item!r},\n' for item in value) + brackets[1]
+
+
+def assigned_name(stmt: ast.stmt) -> Optional[str]:
+    """``name`` of a ``name = value`` statement, else None."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0],
+                                                                             ast.Name):
+        return stmt.targets[0].id
+    return None
+
+
+def render_config(template: str, values: Dict[str, Any]) -> str:
+    """``template`` with the value of each top-level assignment named in ``values`` replaced by
+    that value's literal, under :data:`HEADER`.
+
+    Raises:
+        ValueError: If the template does not assign one of the names.
+    """
+    lines = template.splitlines(keepends=True)
+    nodes = {assigned_name(stmt): stmt for stmt in ast.parse(template).body
+             if assigned_name(stmt) in values}
+    missing = sorted(set(values) - set(nodes))
+    if missing:
+        raise ValueError(f'the template configs/{TEMPLATE} does not set {missing}')
+    # from the last statement up, so that the earlier ones keep their line numbers
+    for name, stmt in sorted(nodes.items(), key=lambda item: item[1].lineno, reverse=True):
+        node = stmt.value
+        first = lines[node.lineno - 1].encode()  # ast offsets are UTF-8 byte offsets
+        last = lines[node.end_lineno - 1].encode()
+        before, after = first[:node.col_offset].decode(), last[node.end_col_offset:].decode()
+        lines[node.lineno - 1:node.end_lineno] = [
+            before + literal(values[name], len(before)) + after]
+    return HEADER + ''.join(lines)
+
+
+def is_literal(node: ast.expr, value: Any) -> bool:
+    """Whether ``node`` is a literal (no name, call or operator) that evaluates to ``value``."""
+    try:
+        return ast.literal_eval(node) == value
+    except ValueError:  # not a literal
+        return False
+
+
+def load_checked(text: str, template: str, values: Dict[str, Any], folder: Path) -> Config:
+    """Prove that ``text`` is ``template`` with exactly ``values`` as literals, so that nothing of
+    the data can run, then load it with mmengine (from a temporary file in ``folder``, the output's)
+    and check that it reads those values unchanged.
+
+    Raises:
+        ValueError: If a value would be substituted by mmengine or the check fails otherwise.
+    """
+    for name, value in values.items():
+        if '{{' in repr(value):
+            raise ValueError(f'{name} = {value!r} holds "{{{{", which mmengine substitutes when '
+                             'it loads a config; rename the file or folder')
+    written, expected = ast.parse(text).body, ast.parse(template).body
+    if len(written) != len(expected):
+        raise ValueError('the written config has other statements than its template')
+    for stmt, template_stmt in zip(written, expected):
+        name = assigned_name(stmt)
+        if name in values and name == assigned_name(template_stmt):
+            if not is_literal(stmt.value, values[name]):
+                raise ValueError(f'{name} was not written as the literal {values[name]!r}')
+        elif ast.dump(stmt) != ast.dump(template_stmt):
+            raise ValueError(f'line {stmt.lineno} of the written config differs from its template')
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile('w', encoding='utf-8', suffix='.py', prefix='.',
+                                     dir=folder) as file:
+        file.write(text)
+        file.flush()
+        cfg = Config.fromfile(file.name)  # where relative _base_ paths resolve as in the output
+    for name, value in values.items():
+        if name != '_base_' and cfg[name] != value:
+            raise ValueError(f'mmengine reads {name} as {cfg[name]!r}, not {value!r}')
+    return cfg
+
+
+def read_split(ann_file: str, img_dir: Optional[str]) -> Tuple[Tuple[str, ...], str, int]:
+    """``(class names in id order, absolute image folder ending in '/', image count)`` of a COCO
+    JSON; the folder is ``img_dir`` or the file's ``info.image_root``. Errors name the file."""
     coco = load_coco_dict(ann_file)
-    categories = sorted(coco.get('categories') or [], key=lambda category: category['id'])
+    categories = coco.get('categories') or []
     if not categories:
         raise ValueError(f'{ann_file}: no `categories`; convert it with '
                          'tools/dataset_converters/to_coco.py')
-    image_root = (coco.get('info') or {}).get('image_root', '')
-    return tuple(str(category['name']) for category in categories), image_root
-
-
-def as_folder(path: str) -> str:
-    """``path`` ending in one ``/`` (mmdet joins ``data_prefix`` and ``file_name`` as strings)."""
-    return path.rstrip('/') + '/'
-
-
-def render_config(*, model: str, train_ann: str, val_ann: str, train_img: str, val_img: str,
-                  classes: Sequence[str], size: int, batch: int, epochs: int,
-                  configs_dir: str) -> str:
-    """The text of a config (see the module docstring).
-
-    Args:
-        model: A key of ``MODELS``.
-        train_ann, val_ann: The COCO JSON files.
-        train_img, val_img: The folders their ``file_name``s are relative to.
-        classes: Class names in category-id order.
-        size: Input size (a multiple of ``MAX_STRIDE``).
-        batch: Images per GPU and iteration.
-        epochs: Training epochs.
-        configs_dir: The ``configs`` folder, relative to where the config is written.
-
-    Raises:
-        ValueError: On an unknown model, a size not divisible by the stride, or a bad count.
-    """
-    if model not in MODELS:
-        raise ValueError(f'--model {model!r}: one of {sorted(MODELS)}')
-    if size <= 0 or size % MAX_STRIDE:
-        raise ValueError(f'--size {size}: must be a positive multiple of {MAX_STRIDE}')
-    if batch <= 0 or epochs <= 0:
-        raise ValueError(f'--batch {batch} and --epochs {epochs} must be positive')
-    spec = MODELS[model]
-    return TEMPLATE.format(
-        model=model, configs=configs_dir, base=spec['base'], schedule=spec['schedule'],
-        train_ann=train_ann, val_ann=val_ann, train_img=as_folder(train_img), val_img=as_folder(val_img),
-        classes=repr(tuple(classes)), size=size, max_stride=MAX_STRIDE, batch=batch, epochs=epochs,
-        translate=spec['translate'], scale=spec['scale'], mixup=spec['mixup'])
+    if not isinstance(categories, list) or not all(
+            isinstance(category, dict) and isinstance(category.get('id'), int)
+            and isinstance(category.get('name'), str) for category in categories):
+        raise ValueError(f'{ann_file}: `categories` must be a list of {{"id": int, "name": str}}; '
+                         'convert it with tools/dataset_converters/to_coco.py')
+    categories = sorted(categories, key=lambda category: category['id'])
+    images = coco.get('images') or []
+    if not isinstance(images, list):
+        raise ValueError(f'{ann_file}: `images` must be a list')
+    info = coco.get('info')
+    img_dir = img_dir or (info.get('image_root') if isinstance(info, dict) else None)
+    if not img_dir or not isinstance(img_dir, str):
+        raise ValueError(f'{ann_file} does not say where its images are (no info.image_root; not '
+                         'written by to_coco.py?): give the folder (--img-dirs, --test-img-dir)')
+    classes = tuple(category['name'] for category in categories)
+    return classes, os.path.abspath(img_dir) + '/', len(images)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -182,47 +163,95 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--data', nargs=2, required=True, metavar=('TRAIN_JSON', 'VAL_JSON'))
     parser.add_argument('--img-dirs', nargs=2, metavar=('TRAIN_DIR', 'VAL_DIR'),
                         help="image folders (default: the JSON files' info.image_root)")
+    parser.add_argument('--test', metavar='TEST_JSON',
+                        help='what tools/test.py evaluates, e.g. the test split of a Roboflow '
+                             'export (default: the validation files)')
+    parser.add_argument('--test-img-dir', help="its image folder (default: its info.image_root)")
     parser.add_argument('--model', default='tiny', choices=sorted(MODELS))
     parser.add_argument('--size', type=int, default=640, help='input size (default 640)')
     parser.add_argument('--batch', type=int, default=16, help='images per GPU (default 16)')
     parser.add_argument('--epochs', type=int, default=300, help='default 300')
+    parser.add_argument('--nominal-batch', type=int, default=64,
+                        help='images per optimizer step, reached by summing the gradients of '
+                             'several iterations (default 64, the official recipe; a smaller one, '
+                             'e.g. --batch, is a departure from it that gives a small dataset more '
+                             'steps)')
+    parser.add_argument('--warmup-iters', type=int,
+                        help='warmup iterations (default: min(3, max(1, epochs // 10)) epochs; the '
+                             'official recipe warms up for max(3 epochs, 1000 iterations))')
     parser.add_argument('--out', required=True, help='the config file to write (.py)')
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
     return parser.parse_args(argv)
 
 
-def create_config(args: argparse.Namespace) -> Path:
-    """Write the config of the parsed command line; returns its path."""
-    (train_classes, train_root), (val_classes, val_root) = map(categories_of, map(Path, args.data))
-    if train_classes != val_classes:
-        raise ValueError(f'{args.data[0]} and {args.data[1]} list different categories: '
-                         f'{train_classes} vs {val_classes}')
-    train_img, val_img = args.img_dirs or (train_root, val_root)
-    if not train_img or not val_img:
-        raise ValueError('the JSON files do not say where their images are (no info.image_root; '
-                         'not written by to_coco.py?): give --img-dirs TRAIN_DIR VAL_DIR')
+def check_numbers(args: argparse.Namespace) -> None:
+    if args.size <= 0 or args.size % MAX_STRIDE:
+        raise ValueError(f'--size {args.size}: must be a positive multiple of {MAX_STRIDE}')
+    for flag, value in (('--batch', args.batch), ('--epochs', args.epochs),
+                        ('--nominal-batch', args.nominal_batch)):
+        if value <= 0:
+            raise ValueError(f'{flag} {value}: must be positive')
+    if args.warmup_iters is not None and args.warmup_iters < 0:
+        raise ValueError(f'--warmup-iters {args.warmup_iters}: must be >= 0')
+
+
+def config_values(args: argparse.Namespace) -> Tuple[Dict[str, Any], int]:
+    """The template variables of the command line, and the number of training images."""
+    check_numbers(args)
+    train_dir, val_dir = args.img_dirs or (None, None)
+    splits = [(args.data[0], train_dir), (args.data[1], val_dir)]
+    if args.test:
+        splits.append((args.test, args.test_img_dir))
+    (classes, train_img, num_images), *others = [read_split(*split) for split in splits]
+    for (ann_file, _), (other_classes, _, _) in zip(splits[1:], others):
+        if other_classes != classes:
+            raise ValueError(f'{args.data[0]} and {ann_file} list different categories: '
+                             f'{classes} vs {other_classes}')
+    inputs = {os.path.abspath(ann_file) for ann_file, _ in splits}
+    if os.path.abspath(args.out) in inputs:
+        raise ValueError(f'--out {args.out} is one of the input files')
+    test_ann, test_img = ((os.path.abspath(args.test), others[1][1]) if args.test else (None, None))
+    values = dict(
+        _base_=[config_path(f'_base_/{base}') for base in MODELS[args.model]],
+        train_ann_file=os.path.abspath(args.data[0]), train_img_dir=train_img,
+        val_ann_file=os.path.abspath(args.data[1]), val_img_dir=others[0][1],
+        test_ann_file=test_ann, test_img_dir=test_img, classes=classes,
+        img_scale=(args.size, args.size), train_batch_size_per_gpu=args.batch,
+        max_epochs=args.epochs, nominal_batch_size=args.nominal_batch,
+        warmup_iters=args.warmup_iters)
+    return values, num_images
+
+
+def create_config(args: argparse.Namespace) -> Tuple[Path, ScheduleSummary]:
+    """Write the config of the parsed command line; returns its path and its schedule's summary."""
+    values, num_images = config_values(args)
+    template = template_text()
+    text = render_config(template, values)
     out = Path(args.out)
-    repo_configs = Path(__file__).resolve().parents[2] / 'configs'
-    configs_dir = Path(os.path.relpath(repo_configs, out.resolve().parent)).as_posix()
-    text = render_config(model=args.model, train_ann=args.data[0], val_ann=args.data[1],
-                         train_img=train_img, val_img=val_img, classes=train_classes,
-                         size=args.size, batch=args.batch, epochs=args.epochs,
-                         configs_dir=configs_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding='utf-8')
-    return out
+    cfg = load_checked(text, template, values, out.parent)
+    schedule = schedule_of_config(cfg, dataset_size=num_images)
+    atomic_write_bytes(str(out), text.encode('utf-8'))
+    return out, ScheduleSummary.of(schedule)
+
+
+def schedule_report(summary: ScheduleSummary) -> str:
+    """The summary, and a warning with the flags that fix its problems."""
+    report = f'schedule on one GPU: {summary.describe()}'
+    warning = summary.warning(nominal_batch='--nominal-batch {}', warmup_iters='--warmup-iters {}')
+    return report + (f'\nwarning: {warning}' if warning else '')
 
 
 def main(argv=None) -> Path:
     args = parse_args(argv)
     try:
-        out = create_config(args)
+        out, summary = create_config(args)
     except (OSError, ValueError) as error:
         if args.debug:
             raise
         print(f'error: {error}', file=sys.stderr)
         raise SystemExit(2) from None
-    print(f'wrote {out}\ntrain: python tools/train.py {out}\n'
+    print(f'wrote {out}\n{schedule_report(summary)}\n'
+          f'train: python tools/train.py {out}\n'
           f'test:  python tools/test.py {out} work_dirs/{out.stem}/best_coco_bbox_mAP_epoch_N.pth')
     return out
 

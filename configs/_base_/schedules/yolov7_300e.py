@@ -40,8 +40,11 @@ default_hooks = dict(
     param_scheduler=dict(
         type='YOLOv7ParamSchedulerHook', final_lr_factor=lrf, linear=False, warmup_epochs=3,
         min_warmup_iters=1000, warmup_bias_lr=0.1, warmup_momentum=0.8))
+# ScheduleSummaryHook: logs the iterations, optimizer steps and warmup share of the run, and warns
+# when a small dataset would spend it in warmup or make too few steps.
 custom_hooks = _base_.custom_hooks + [
     dict(type='YOLOv7EMAHook', momentum=1e-4, gamma=2000, update_buffers=True, priority=49),
+    dict(type='ScheduleSummaryHook'),
 ]
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=val_interval,
