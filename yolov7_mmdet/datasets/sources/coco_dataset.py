@@ -6,11 +6,13 @@ silently lose every box. This subclass differs in one thing: without ``metainfo[
 the file's ``categories`` in id order (what the converters in ``tools/dataset_converters`` write).
 Given ``metainfo['classes']``, it behaves exactly like ``CocoDataset``.
 
-An image that fails to load (a truncated or corrupt file that a converter run with ``--no-decode``
-let through) stops training with an error naming the file and the fix, instead of mmcv's bare
-assertion deep in a data-loader worker.
+An image that fails to load stops training with one error naming the file and the fix, instead
+of mmcv's bare assertion or ``FileNotFoundError`` deep in a data-loader worker: a missing file
+(wrong image folder, or deleted after conversion) is called missing; a file that cannot be decoded
+(a truncated or corrupt file that a converter run with ``--no-decode`` let through) is called so.
 """
 import json
+import os.path as osp
 from typing import List
 
 import cv2
@@ -38,11 +40,7 @@ class CocoJSONDataset(CocoDataset):
             if isinstance(error, AssertionError) and 'failed to load image' not in str(error):
                 raise  # another transform's check, not the image file
             path = self.get_data_info(idx).get('img_path')
-            raise RuntimeError(
-                f'{path}: image could not be loaded ({error}); it is probably truncated or '
-                f'corrupt. If {self.ann_file} was converted with --no-decode, convert it again '
-                'without --no-decode: every image is then decoded and unreadable ones are '
-                'skipped and listed.') from error
+            raise RuntimeError(image_load_error(path, self.ann_file, error)) from error
 
     def load_data_list(self) -> List[dict]:
         if not self._metainfo.get('classes'):
@@ -56,3 +54,14 @@ class CocoJSONDataset(CocoDataset):
         if not categories:
             raise ValueError(f'{self.ann_file} has no `categories`; give metainfo=dict(classes=...)')
         return tuple(category['name'] for category in sorted(categories, key=lambda c: c['id']))
+
+
+def image_load_error(path: str, ann_file: str, error: Exception) -> str:
+    """The message for an image of ``ann_file`` that failed to load: missing, or not decodable."""
+    if path and not osp.exists(path):
+        return (f'{path}: image file not found ({ann_file} names it). Check the image folder '
+                '(data_prefix=dict(img=...), the image root that to_coco.py printed), or convert '
+                'again if images were moved or deleted since.')
+    return (f'{path}: image could not be decoded ({error}); it is probably truncated or corrupt. '
+            f'If {ann_file} was converted with --no-decode, convert it again without '
+            '--no-decode: every image is then decoded and unreadable ones are skipped and listed.')
