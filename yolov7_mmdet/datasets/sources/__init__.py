@@ -10,7 +10,7 @@ from .classes_check_hook import DatasetClassesCheckHook, check_num_classes
 from .coco_dataset import CocoJSONDataset
 from .coco_json import (SPLIT_FILES, SPLIT_REPORT, class_warnings, config_line, issues_report_path,
                         load_coco_dict, read_coco_json, save_as_coco, save_split_as_coco,
-                        to_coco_dict)
+                        to_coco_dict, write_coco_json)
 from .image_probe import ImageProbe, exif_to_decoded_frame, probe_image
 from .issues import ISSUE_CASES, DataIssues
 from .output_files import refuse_overwriting_inputs, write_all_or_nothing
@@ -28,5 +28,5 @@ __all__ = [
     'load_json', 'load_yaml', 'printable', 'probe_image', 'read_coco_json', 'read_data_yaml',
     'read_text', 'read_voc', 'read_yolo_txt', 'refuse_overwriting_inputs', 'save_as_coco',
     'save_split_as_coco', 'split_by_class', 'split_class_warnings', 'to_coco_dict', 'unique_images',
-    'voc_annotation_files', 'write_all_or_nothing', 'yolo_label_path'
+    'voc_annotation_files', 'write_all_or_nothing', 'write_coco_json', 'yolo_label_path'
 ]

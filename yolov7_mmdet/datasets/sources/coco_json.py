@@ -48,6 +48,21 @@ def to_coco_dict(data: DetectionData, *, image_root: Union[str, Path]) -> dict:
     return dict(info=info, images=images, annotations=annotations, categories=categories)
 
 
+def coco_json_bytes(data: DetectionData, *, image_root: Union[str, Path]) -> bytes:
+    """:func:`to_coco_dict` as JSON bytes; ASCII (``ensure_ascii``), so the bytes of a non-UTF-8
+    file name are written as ``\\udcXX`` escapes, which Python reads back to the same name."""
+    return json.dumps(to_coco_dict(data, image_root=image_root)).encode('ascii')
+
+
+def write_coco_json(data: DetectionData, out_file: Union[str, Path], *,
+                    image_root: Union[str, Path]) -> Path:
+    """Write :func:`to_coco_dict` to ``out_file`` atomically (folders created), without the checks
+    and the report of :func:`save_as_coco`; returns the path."""
+    out_file = Path(out_file)
+    write_all_or_nothing({out_file: coco_json_bytes(data, image_root=image_root)})
+    return out_file
+
+
 def save_as_coco(data: DetectionData, out_file: Union[str, Path], *, name: str,
                  image_root: Optional[Union[str, Path]] = None) -> str:
     """Write ``data`` as COCO JSON and its issue report, log the warnings once, return a config line.
@@ -99,9 +114,7 @@ def _save(parts: Dict[Path, DetectionData], report_path: Path, *, whole: Detecti
         warnings += split_class_warnings(whole.classes, {path.stem: box_counts(part)
                                                          for path, part in parts.items()})
     report = whole.issues.report(name) + ''.join(f'\n{warning}' for warning in warnings)
-    # ensure_ascii (the default): a non-UTF-8 file name is written as its \udcXX escapes
-    contents = {path: json.dumps(to_coco_dict(part, image_root=image_root)).encode('ascii')
-                for path, part in parts.items()}
+    contents = {path: coco_json_bytes(part, image_root=image_root) for path, part in parts.items()}
     if report:
         contents[report_path] = (report + '\n').encode('utf-8')
     write_all_or_nothing(contents, stale=[report_path])
