@@ -10,6 +10,7 @@ import errno
 import io
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,6 +22,9 @@ from test_coco_json import build_dataset
 from test_converter_rough_edges import one_class_voc, run_cli
 from yolov7_mmdet.datasets.sources import (issues_report_path, load_class_names, probe_image,
                                            read_coco_json, read_data_yaml, read_voc, read_yolo_txt)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def coco_file(path, images, annotations, categories=({'id': 1, 'name': 'cup'},)):
@@ -340,3 +344,23 @@ def test_missing_training_image_is_called_missing(tmp_path):
     with pytest.raises(RuntimeError, match=r'a\.jpg: image file not found .*data_prefix') as error:
         dataset[0]
     assert 'corrupt' not in str(error.value)
+
+
+def test_coco_configs_name_a_missing_or_corrupt_training_image(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmdet.registry import DATASETS
+    config = Config.fromfile(REPO_ROOT / 'configs' / '_base_' / 'datasets' / 'yolov7_coco.py')
+    coco_file(tmp_path / 'ann.json', [dict(id=1, file_name='gone.jpg', width=64, height=48),
+                                      dict(id=2, file_name='bad.jpg', width=64, height=48)],
+              [cup(1), cup(2)], categories=[dict(id=1, name='person')])
+    (tmp_path / 'img').mkdir()
+    (tmp_path / 'img' / 'bad.jpg').write_bytes(b'not an image')
+    dataset_config = config.train_dataloader.dataset.dataset
+    dataset_config.update(data_root=f'{tmp_path}/', ann_file='ann.json', data_prefix=dict(img='img/'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(dataset_config)
+    with pytest.raises(RuntimeError, match=r'gone\.jpg: image file not found'):
+        dataset[0]
+    with pytest.raises(RuntimeError, match=r'bad\.jpg: image could not be decoded'):
+        dataset[1]
