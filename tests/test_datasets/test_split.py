@@ -99,7 +99,8 @@ def test_cli_split_needs_a_folder_and_a_fraction_in_range(tmp_path, capsys):
     folder = voc_folder(tmp_path / 'voc', [['cat']] * 4)
     for extra, words in ((['--val-fraction', 0.5, '--out', tmp_path / 'x.json'], 'is a folder'),
                          (['--val-fraction', 1.5, '--out', tmp_path / 'x'], 'between 0 and 1'),
-                         (['--out', tmp_path / 'x'], 'not a .json file')):
+                         (['--out', tmp_path / 'x'], 'not a .json file'),
+                         (['--seed', 1, '--out', tmp_path / 'x.json'], 'without --val-fraction it does nothing')):
         status, _, err = run_cli(['voc', folder] + extra, capsys)
         assert status == 2 and words in err, err
     assert not (tmp_path / 'x').exists() and not (tmp_path / 'x.json').exists()

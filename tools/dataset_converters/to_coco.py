@@ -56,8 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         '--val-fraction, the folder that gets train.json and val.json')
     common.add_argument('--val-fraction', type=float, help='split the images into train.json and '
                         'val.json, this fraction for val, stratified by class')
-    common.add_argument('--seed', type=int, default=0,
-                        help='seed of the --val-fraction split (default: 0)')
+    common.add_argument('--seed', type=int, help='seed of the --val-fraction split (default: 0)')
     common.add_argument('--classes', nargs='+', help='class names, or one .txt/.yaml/.pbtxt file, '
                         'or "coco"')
     common.add_argument('--image-root', help='folder file_names are relative to (coco: in the input '
@@ -100,6 +99,8 @@ def output_files(args: argparse.Namespace) -> List[Path]:
     """The files the command line would write (the issue report included); checks ``--out``."""
     out = Path(args.out)
     if args.val_fraction is None:
+        if args.seed is not None:
+            raise UsageError('--seed seeds the --val-fraction split; without --val-fraction it does nothing')
         if out.suffix.lower() != '.json':
             raise UsageError(f'--out {out} is not a .json file (with --val-fraction, --out is a '
                              'folder)')
@@ -166,7 +167,7 @@ def convert(args: argparse.Namespace) -> str:
     refuse_overwriting_inputs(outputs, annotations + [record.path for record in data.images])
     if args.val_fraction is None:
         return save_as_coco(data, args.out, name=name, image_root=args.image_root)
-    return save_split_as_coco(data, args.out, val_fraction=args.val_fraction, seed=args.seed,
+    return save_split_as_coco(data, args.out, val_fraction=args.val_fraction, seed=args.seed or 0,
                               name=name, image_root=args.image_root)
 
 
