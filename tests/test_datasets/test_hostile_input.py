@@ -82,7 +82,8 @@ def test_a_full_disk_leaves_the_earlier_output_and_report_as_they_were(tmp_path,
                                                                        monkeypatch):
     folder = one_class_voc(tmp_path / 'voc')
     (folder / 'broken.jpg').write_bytes(b'not an image')  # a data issue: there is a report
-    write_voc_xml(folder / 'broken.xml', filename='broken.jpg', objects=[('kangaroo', (1, 1, 9, 9))])
+    write_voc_xml(folder / 'broken.xml', filename='broken.jpg',
+                  objects=[('kangaroo', (1, 1, 9, 9))])
     out = tmp_path / 'out' / 'train.json'
     assert run_cli(['voc', folder, '--out', out], capsys)[0] == 0
     before = out.read_bytes(), issues_report_path(out).read_bytes()
@@ -213,7 +214,8 @@ def test_png_whose_image_data_stops_early_is_unreadable(tmp_path):
     ihdr = content[8:8 + 25]  # signature, then the IHDR chunk (4 + 4 + 13 + 4 bytes)
     width, height = struct.unpack('>II', ihdr[8:16])
     rows = zlib.compress(b'\0' * (1 + width * 3) * (height // 2))  # half of the rows
-    idat = struct.pack('>I', len(rows)) + b'IDAT' + rows + struct.pack('>I', zlib.crc32(b'IDAT' + rows))
+    crc = struct.pack('>I', zlib.crc32(b'IDAT' + rows))
+    idat = struct.pack('>I', len(rows)) + b'IDAT' + rows + crc
     path.write_bytes(content[:8] + ihdr + idat + content[-12:])
     with Image.open(path) as image:
         image.load()  # Pillow fills the missing rows
@@ -292,8 +294,8 @@ def test_very_deep_json_and_yaml_are_one_line(tmp_path, capsys):
                               '--out', tmp_path / 'o.json'], capsys)
     assert status == 2 and 'nested too deeply' in err and 'deep.json' in err, err
     (tmp_path / 'deep.yaml').write_text('names: ' + '[' * 200_000 + ']' * 200_000 + '\n')
-    status, _, err = run_cli(['yolo', '--data', tmp_path / 'deep.yaml', '--out', tmp_path / 'o.json'],
-                             capsys)
+    status, _, err = run_cli(['yolo', '--data', tmp_path / 'deep.yaml',
+                              '--out', tmp_path / 'o.json'], capsys)
     assert status == 2 and 'nested too deeply' in err and 'deep.yaml' in err, err
 
 
@@ -307,8 +309,8 @@ def test_very_deep_json_and_yaml_are_one_line(tmp_path, capsys):
 ])
 def test_data_yaml_fields_of_the_wrong_type_are_one_line(tmp_path, capsys, text, words):
     (tmp_path / 'data.yaml').write_text(text)
-    status, _, err = run_cli(['yolo', '--data', tmp_path / 'data.yaml', '--out', tmp_path / 'o.json'],
-                             capsys)
+    status, _, err = run_cli(['yolo', '--data', tmp_path / 'data.yaml',
+                              '--out', tmp_path / 'o.json'], capsys)
     assert status == 2 and err.count('\n') == 1 and f'{tmp_path / "data.yaml"}: ' in err, err
     assert words in err, err
 
@@ -316,10 +318,11 @@ def test_data_yaml_fields_of_the_wrong_type_are_one_line(tmp_path, capsys, text,
 def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path, capsys):
     # six levels of ten aliases: a million names once expanded (the real bomb has nine levels)
     lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]']
-    lines += [f'a{level}: &a{level} [{", ".join([f"*a{level - 1}"] * 10)}]' for level in range(1, 6)]
+    lines += [f'a{level}: &a{level} [{", ".join([f"*a{level - 1}"] * 10)}]'
+              for level in range(1, 6)]
     (tmp_path / 'bomb.yaml').write_text('\n'.join(lines) + '\ntrain: images\nnames: *a5\n')
-    status, _, err = run_cli(['yolo', '--data', tmp_path / 'bomb.yaml', '--out', tmp_path / 'o.json'],
-                             capsys)
+    status, _, err = run_cli(['yolo', '--data', tmp_path / 'bomb.yaml',
+                              '--out', tmp_path / 'o.json'], capsys)
     assert status == 2 and 'aliases (*name) are not allowed' in err and 'bomb.yaml' in err, err
 
 
@@ -357,7 +360,8 @@ def test_coco_configs_name_a_missing_or_corrupt_training_image(tmp_path):
     (tmp_path / 'img').mkdir()
     (tmp_path / 'img' / 'bad.jpg').write_bytes(b'not an image')
     dataset_config = config.train_dataloader.dataset.dataset
-    dataset_config.update(data_root=f'{tmp_path}/', ann_file='ann.json', data_prefix=dict(img='img/'))
+    dataset_config.update(data_root=f'{tmp_path}/', ann_file='ann.json',
+                          data_prefix=dict(img='img/'))
     with DefaultScope.overwrite_default_scope('mmdet'):
         dataset = DATASETS.build(dataset_config)
     with pytest.raises(RuntimeError, match=r'gone\.jpg: image file not found'):

@@ -100,7 +100,8 @@ def output_files(args: argparse.Namespace) -> List[Path]:
     out = Path(args.out)
     if args.val_fraction is None:
         if args.seed is not None:
-            raise UsageError('--seed seeds the --val-fraction split; without --val-fraction it does nothing')
+            raise UsageError('--seed seeds the --val-fraction split; without --val-fraction it '
+                             'does nothing')
         if out.suffix.lower() != '.json':
             raise UsageError(f'--out {out} is not a .json file (with --val-fraction, --out is a '
                              'folder)')

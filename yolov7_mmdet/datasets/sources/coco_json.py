@@ -217,7 +217,8 @@ def read_coco_json(ann_file: Union[str, Path], *, image_root: Union[str, Path],
     records = []
     for image_id, (image_path, size) in images.items():
         anns = anns_of_image[image_id]
-        usable = [ann for ann in anns if _is_box(ann.get('bbox')) and ann.get('iscrowd', 0) in (0, 1)]
+        usable = [ann for ann in anns
+                  if _is_box(ann.get('bbox')) and ann.get('iscrowd', 0) in (0, 1)]
         known = [ann for ann in usable
                  if _is_id(ann.get('category_id')) and ann['category_id'] in label_of_category]
         issues.add('malformed_row', len(anns) - len(usable), source=image_path)
