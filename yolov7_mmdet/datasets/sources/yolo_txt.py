@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
 from .class_names import ClassesSource, load_class_names, names_from_data_yaml
 from .image_probe import IMAGE_SUFFIXES
 from .issues import DataIssues
