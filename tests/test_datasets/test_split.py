@@ -113,3 +113,23 @@ def test_shared_raccoon_split_keeps_every_image_once(shared_datasets, tmp_path):
     train, val = split_by_class(data, val_fraction=0.2, seed=0)
     assert (len(train.images), len(val.images)) == (160, 40)
     assert not set(names(train)) & set(names(val))
+
+
+def test_a_split_run_that_fails_while_writing_changes_neither_file(tmp_path, capsys, monkeypatch):
+    from yolov7_mmdet.datasets.sources import output_files
+    folder = voc_folder(tmp_path / 'voc', [['cat']] * 8 + [['dog']] * 4)
+    out = tmp_path / 'data'
+    assert run_cli(['voc', folder, '--val-fraction', 0.25, '--out', out], capsys)[0] == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    real_write = output_files.atomic_write_bytes
+
+    def write_failing_for_val(path, data):
+        if '.val.json.' in path:  # the hidden staging file of val.json, written after train.json's
+            raise OSError('disk full')
+        real_write(path, data)
+
+    monkeypatch.setattr(output_files, 'atomic_write_bytes', write_failing_for_val)
+    status, _, err = run_cli(['voc', folder, '--val-fraction', 0.25, '--seed', 7, '--out', out],
+                             capsys)
+    assert status == 2 and 'disk full' in err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # nothing staged left
