@@ -9,8 +9,9 @@ import pytest
 
 from source_fixtures import write_image, write_voc_xml
 from test_converter_rough_edges import run_cli
-from yolov7_mmdet.datasets.sources import (DetectionData, ImageRecord, image_groups, read_voc,
-                                           split_by_class, split_class_warnings)
+from yolov7_mmdet.datasets.sources import (DetectionData, ImageRecord, coco_box_counts,
+                                           image_groups, read_voc, split_by_class,
+                                           split_class_warnings)
 
 
 def toy_data(labels_of_image):
@@ -61,6 +62,12 @@ def test_classes_missing_from_a_split_are_a_warning():
     warnings = split_class_warnings(('a', 'b', 'c', 'd'), counts)
     assert warnings == ["2 of 4 classes have boxes in train but none in val: ['b', 'c'] "
                         '(val mAP does not measure them)']
+
+
+def test_box_counts_of_coco_files_feed_the_same_check():
+    coco = dict(categories=[dict(id=7, name='b'), dict(id=3, name='a')],
+                annotations=[dict(category_id=3), dict(category_id=3), dict(category_id=99), 'x'])
+    assert coco_box_counts(coco, 'val.json').tolist() == [2, 0]  # a (id 3), b (id 7)
 
 
 def voc_folder(root, labels_of_image):

@@ -170,6 +170,19 @@ def class_warnings(data: DetectionData) -> List[str]:
     return warnings
 
 
+def coco_box_counts(coco: dict, ann_file: Union[str, Path]) -> np.ndarray:
+    """``(C,)`` int64: the boxes of each category of ``coco`` (parsed from ``ann_file``, which
+    errors name), categories in id order: the input of :func:`split_class_warnings` for the
+    annotation files of several splits."""
+    label_of = {category_id: label
+                for label, category_id in enumerate(_categories(coco, Path(ann_file)))}
+    labels = [label_of[ann['category_id']]
+              for ann in _list_field(coco, 'annotations', Path(ann_file))
+              if isinstance(ann, dict) and _is_id(ann.get('category_id'))
+              and ann['category_id'] in label_of]
+    return np.bincount(np.array(labels, np.int64), minlength=len(label_of)).astype(np.int64)
+
+
 def read_coco_json(ann_file: Union[str, Path], *, image_root: Union[str, Path],
                    classes: Optional[ClassesSource] = None, issues: Optional[DataIssues] = None,
                    decode: bool = True, drop_images_with_bad_boxes: bool = True) -> DetectionData:
