@@ -5,7 +5,9 @@
 # Not reproduced: paste_in 0.15 (it needs instance masks; see docs/data_pipeline.md).
 # Evaluation: the long side resized to 640, then letterboxed to 640 x 640 with grey 114 without
 # enlarging (the official test-time loader), COCO bbox mAP with mmdet's CocoMetric.
-dataset_type = 'CocoDataset'
+# mmdet's CocoDataset, with the same classes and palette on the COCO files, whose errors for an
+# image that fails to load say which file and whether it is missing or corrupt
+dataset_type = 'CocoJSONDataset'
 data_root = 'data/coco/'
 img_scale = (640, 640)  # (width, height)
 backend_args = None

@@ -14,12 +14,22 @@ from typing import Dict, List, Mapping, Optional, Union
 
 from mmengine.logging import print_log
 
+from .text_files import printable
+
 # case -> what the readers do about it (the words of the warning summary).
 ISSUE_CASES: Mapping[str, str] = MappingProxyType({
     'background_image': 'images without labels, kept as background images',
     'missing_image': 'annotation/label files whose image is missing, skipped',
     'orphan_label_file': 'label files with no image, skipped',
     'unreadable_image': 'unreadable image files, skipped',
+    'truncated_image': 'truncated image files (the data stops early; OpenCV would decode a grey '
+                       'remainder), skipped',
+    'duplicate_image': 'images named by more than one annotation entry, the first one kept',
+    'duplicate_image_id': 'COCO images whose `id` another image has too (their annotations '
+                          'cannot be told apart), skipped',
+    'filename_outside_image_dir': 'VOC <filename>s that are absolute or lead out of the image '
+                                  'folder (`../`), not followed: the image is looked for by the '
+                                  'XML name only',
     'extension_mismatch': 'images whose content is not what the file suffix says '
                           '(e.g. PNG named .jpg), kept: images are decoded by content',
     'exif_oriented': 'images with an EXIF orientation, kept in the orientation they decode to',
@@ -55,7 +65,7 @@ class DataIssues:
         if count:
             self._counts[case] += int(count)
             if source is not None:
-                self._files.setdefault(case, {})[str(source)] = None
+                self._files.setdefault(case, {})[printable(source)] = None
 
     def __getitem__(self, case: str) -> int:
         return self._counts[case]
@@ -81,7 +91,7 @@ class DataIssues:
         counts = self.as_dict()
         if not counts:
             return ''
-        lines = [f'{name}: data issues found and handled:']
+        lines = [f'{printable(name)}: data issues found and handled:']
         for case, count in counts.items():
             lines.append(f'  {count:6d} {ISSUE_CASES[case]} [{case}]')
             files = self.files(case)

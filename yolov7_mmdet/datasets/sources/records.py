@@ -75,16 +75,16 @@ def build_record(image_path: Path, *, bboxes: np.ndarray, labels: np.ndarray, ig
             the model that its objects are not there. Defaults to True.
 
     Returns:
-        ImageRecord | None: The record, or ``None`` when the image is missing or unreadable, or
-        lost every annotation and ``drop_images_with_bad_boxes``.
+        ImageRecord | None: The record, or ``None`` when the image is missing, truncated or
+        unreadable, or lost every annotation and ``drop_images_with_bad_boxes``.
     """
     image_path = Path(image_path)
     if not image_path.is_file():
         issues.add('missing_image', source=image_path)
         return None
     probe = probe_image(image_path, decode=decode)
-    if probe is None:
-        issues.add('unreadable_image', source=image_path)
+    if probe is None or probe.truncated:
+        issues.add('truncated_image' if probe else 'unreadable_image', source=image_path)
         return None
     issues.add('extension_mismatch', not probe.suffix_fits(image_path), source=image_path)
     issues.add('exif_oriented', probe.orientation != 1, source=image_path)
@@ -111,3 +111,18 @@ def build_record(image_path: Path, *, bboxes: np.ndarray, labels: np.ndarray, ig
     issues.add('background_image', len(bboxes) == 0, source=image_path)
     return ImageRecord(path=image_path, width=width, height=height, bboxes=bboxes, labels=labels,
                        ignore=ignore)
+
+
+def unique_images(records: List[ImageRecord], issues: DataIssues) -> List[ImageRecord]:
+    """``records`` without repeats of an image file (two VOC XMLs or COCO entries naming one
+    image, overlapping YOLO image lists): the first is kept, each repeat counted as
+    ``duplicate_image``. Files are compared by their resolved path (symbolic links followed)."""
+    seen = set()
+    unique = []
+    for record in records:
+        key = record.path.resolve()
+        issues.add('duplicate_image', key in seen, source=record.path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(record)
+    return unique

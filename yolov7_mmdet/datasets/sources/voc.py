@@ -12,7 +12,7 @@ names of the files read. Coordinates are taken as written (continuous pixels, no
 """
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,7 +20,8 @@ import numpy as np
 from .class_names import ClassesSource, load_class_names
 from .image_probe import IMAGE_SUFFIXES
 from .issues import DataIssues
-from .records import DetectionData, build_record
+from .records import DetectionData, build_record, unique_images
+from .text_files import read_text
 
 _BOX_TAGS = ('xmin', 'ymin', 'xmax', 'ymax')
 
@@ -49,7 +50,8 @@ def voc_annotation_files(ann_dir: Path, split_file: Optional[Path] = None) -> Li
     ann_dir = Path(ann_dir)
     if split_file is None:
         return sorted(ann_dir.glob('*.xml'))
-    ids = [line.split()[0] for line in Path(split_file).read_text().splitlines() if line.strip()]
+    text = read_text(split_file, what='split file')
+    ids = [line.split()[0] for line in text.splitlines() if line.strip()]
     return [ann_dir / f'{image_id}.xml' for image_id in ids]
 
 
@@ -62,7 +64,9 @@ def read_voc(xml_files: Iterable[Path], *, image_dir: Optional[Path] = None,
         xml_files (Iterable[Path]): Annotation files (see :func:`voc_annotation_files`).
         image_dir (Path, optional): Folder of the images; defaults to each XML file's own folder.
             The image is ``<image_dir>/<filename>`` from the XML, or else the file with the XML's
-            stem and an image suffix.
+            stem and an image suffix. A ``<filename>`` that is absolute or leads out of the
+            folder (``../``) is not followed (``filename_outside_image_dir``); two XML files
+            naming one image give one image (``duplicate_image``, the first file's).
         classes (optional): Class names (see :func:`load_class_names`); objects of other classes
             are dropped and counted. ``None``: the sorted distinct object names found.
         issues (DataIssues, optional): Counter to add to (a new one by default).
@@ -85,7 +89,7 @@ def read_voc(xml_files: Iterable[Path], *, image_dir: Optional[Path] = None,
         unknown = len(voc.objects) - len(known)
         issues.add('unknown_class', unknown, source=voc.xml_path)
         record = build_record(
-            _find_image(voc, image_dir),
+            _find_image(voc, image_dir, issues),
             bboxes=np.array([obj.bbox for obj in known], dtype=np.float32).reshape(-1, 4),
             labels=np.array([label_of[obj.name] for obj in known], dtype=np.int64),
             ignore=np.array([obj.difficult for obj in known], dtype=bool),
@@ -93,7 +97,7 @@ def read_voc(xml_files: Iterable[Path], *, image_dir: Optional[Path] = None,
             dropped_before=unknown + voc.malformed, drop_images_with_bad_boxes=drop_images_with_bad_boxes)
         if record is not None:
             images.append(record)
-    return DetectionData(classes=names, images=images, issues=issues)
+    return DetectionData(classes=names, images=unique_images(images, issues), issues=issues)
 
 
 def _parse_xml(xml_path: Path, issues: DataIssues) -> Optional[_VocFile]:
@@ -138,11 +142,15 @@ def _parse_size(size: Optional[ET.Element]) -> Optional[Tuple[int, int]]:
     return (width, height) if width > 0 and height > 0 else None
 
 
-def _find_image(voc: _VocFile, image_dir: Optional[Path]) -> Path:
+def _find_image(voc: _VocFile, image_dir: Optional[Path], issues: DataIssues) -> Path:
     """``<image_dir>/<filename>``, else a file named like the XML with an image suffix."""
     folder = Path(image_dir) if image_dir is not None else voc.xml_path.parent
-    named = folder / voc.filename
-    if voc.filename and named.is_file():
+    filename = voc.filename
+    if filename and _leaves_folder(filename):
+        issues.add('filename_outside_image_dir', source=voc.xml_path)
+        filename = ''
+    named = folder / filename
+    if filename and named.is_file():
         return named
     stem = voc.xml_path.stem
     for suffix in IMAGE_SUFFIXES:
@@ -150,3 +158,9 @@ def _find_image(voc: _VocFile, image_dir: Optional[Path]) -> Path:
             if candidate.is_file():
                 return candidate
     return named
+
+
+def _leaves_folder(filename: str) -> bool:
+    """Whether a relative file name written on any system is absolute or has a ``..`` part."""
+    return any(path.is_absolute() or path.anchor or '..' in path.parts
+               for path in (PurePosixPath(filename), PureWindowsPath(filename)))

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import yaml
 
 from .class_names import ClassesSource, load_class_names, names_from_data_yaml
 from .image_probe import IMAGE_SUFFIXES
 from .issues import DataIssues
-from .records import DetectionData, build_record
+from .records import DetectionData, build_record, unique_images
+from .text_files import load_yaml, read_text
 
 ImagesSource = Union[str, Path, Sequence[Union[str, Path]]]
 _NOT_LABEL_FILES = frozenset({'classes.txt'})  # written into labels/ by labelImg's YOLO export
@@ -42,23 +42,33 @@ def read_data_yaml(path: Union[str, Path]) -> YoloDataYaml:
 
     Raises:
         FileNotFoundError: If the yaml cannot be found.
-        ValueError: If the yaml is not a mapping or its ``names`` / ``nc`` are wrong.
+        ValueError: Naming the yaml and the field, if the yaml is not a mapping, a field has the
+            wrong type (``path`` not a string, a split not a path or list of paths) or its
+            ``names`` / ``nc`` are wrong (:func:`names_from_data_yaml`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'data yaml not found: {path}')
-    data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    data = load_yaml(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f'{path}: a YOLO data yaml must be a mapping (train/val/names), '
                          f'got {type(data).__name__}')
-    root = path.parent / data['path'] if data.get('path') else path.parent
-    splits = {}
-    for split in ('train', 'val', 'test'):
-        entry = data.get(split)
-        if entry:
-            entries = entry if isinstance(entry, (list, tuple)) else [entry]
-            splits[split] = [find_beside_yaml(root / str(item), path) for item in entries]
-    return YoloDataYaml(splits=splits, names=names_from_data_yaml(data, str(path)))
+    names = names_from_data_yaml(data, str(path))
+    root = path.parent / _path_entries(data, 'path', path)[0] if data.get('path') else path.parent
+    splits = {split: [find_beside_yaml(root / item, path)
+                      for item in _path_entries(data, split, path)]
+              for split in ('train', 'val', 'test') if data.get(split)}
+    return YoloDataYaml(splits=splits, names=names)
+
+
+def _path_entries(data: dict, key: str, yaml_path: Path) -> List[str]:
+    """``data[key]`` as a list of paths: a string, or (splits only) a list of strings."""
+    entry = data[key]
+    entries = entry if isinstance(entry, list) and key != 'path' else [entry]
+    if not entries or not all(isinstance(item, str) and item for item in entries):
+        what = 'a folder' if key == 'path' else 'an image folder, an image list or a list of them'
+        raise ValueError(f'{yaml_path}: `{key}` must be {what} (a path), got {entry!r:.60}')
+    return entries
 
 
 def find_beside_yaml(split_path: Path, yaml_path: Path) -> Path:
@@ -93,7 +103,8 @@ def list_yolo_images(source: ImagesSource) -> List[Path]:
     if source.is_dir():
         return sorted(path for path in source.rglob('*') if path.suffix.lower() in IMAGE_SUFFIXES)
     if source.is_file() and source.suffix == '.txt':
-        lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
+        text = read_text(source, what='image list')
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         return [source.parent / line for line in lines]
     raise FileNotFoundError(f'no image folder or image list at {source}')
 
@@ -130,15 +141,18 @@ def read_yolo_txt(images: ImagesSource, *, classes: ClassesSource,
             records.append(record)
     for orphan in _orphan_label_files(images, image_paths):
         issues.add('orphan_label_file', source=orphan)
-    return DetectionData(classes=names, images=records, issues=issues)
+    return DetectionData(classes=names, images=unique_images(records, issues), issues=issues)
 
 
 def _read_label_file(label_path: Path, num_classes: int,
                      issues: DataIssues) -> Tuple[np.ndarray, np.ndarray, int]:
-    """``(N, 4)`` normalised ``x1, y1, x2, y2``, ``(N,)`` labels and the number of rows dropped."""
+    """``(N, 4)`` normalised ``x1, y1, x2, y2``, ``(N,)`` labels and the number of rows dropped.
+
+    Bytes that are not UTF-8 make their row unparsable (``malformed_row``), not the file.
+    """
     boxes, labels, dropped = [], [], 0
     if label_path.is_file():
-        for line in label_path.read_text().splitlines():
+        for line in label_path.read_bytes().decode('utf-8', errors='replace').splitlines():
             row = _parse_row(line)
             if row is None:
                 issues.add('malformed_row', bool(line.strip()), source=label_path)
