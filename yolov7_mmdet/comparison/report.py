@@ -7,7 +7,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ..engine.hooks import atomic_write_bytes
+from ..utils.atomic import atomic_write_bytes
 
 COST_COLUMNS = ('model', 'size', 'input', 'params_M', 'GFLOPs', 'latency_ms', 'batch',
                 'throughput_img_s', 'peak_MB', 'published_AP')

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, Iterable
 
-from ...engine.hooks.atomic_checkpoint_hook import atomic_write_bytes
+from ...utils.atomic import atomic_write_bytes
 
 
 def write_all_or_nothing(contents: Dict[Path, bytes], *, stale: Iterable[Path] = ()) -> None:

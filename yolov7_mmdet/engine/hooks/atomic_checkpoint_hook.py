@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-import re
-import uuid
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
@@ -35,52 +33,9 @@ from mmengine.hooks import CheckpointHook
 
 from mmdet.registry import HOOKS
 
+from ...utils.atomic import atomic_write_bytes, stale_temp_files
+
 ATOMIC_BACKEND = 'yolov7_atomic_local'
-# '.<file name>.<uuid4 hex>.tmp', the temporary file of atomic_write_bytes
-_TEMP_FILE_NAME = re.compile(r'^\..+\.[0-9a-f]{32}\.tmp$')
-
-
-def stale_temp_files(folder: str) -> list[str]:
-    """The temporary files that :func:`atomic_write_bytes` left in ``folder`` when killed mid-write."""
-    if not osp.isdir(folder):
-        return []
-    return sorted(osp.join(folder, name) for name in os.listdir(folder)
-                  if _TEMP_FILE_NAME.match(name))
-
-
-def _fsync_dir(folder: str) -> None:
-    """Persist a rename in ``folder`` (a no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` holds either its old or its new content, never a mix.
-
-    The bytes go to a hidden temporary file in the same folder (same file system, so the rename is
-    atomic), which is flushed and fsynced, then renamed over ``path``. On an error the temporary file
-    is removed and the error re-raised; ``path`` is untouched.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = osp.join(folder, f'.{osp.basename(path)}.{uuid.uuid4().hex}.tmp')
-    try:
-        with open(tmp_path, 'xb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    _fsync_dir(folder)
 
 
 class AtomicLocalBackend(LocalBackend):
