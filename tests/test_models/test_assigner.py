@@ -233,6 +233,20 @@ def test_unique_cells_gives_one_gt_per_prediction():
     assert len(official) > len(set(official))
 
 
+def test_a_gt_takes_the_first_copies_of_a_tied_cell():
+    """CUDA topk's rule for exact ties: the copies of a cell a GT takes are its lowest columns."""
+    from yolov7_mmdet.models.task_modules.assigners.simota_assigner import (_cell_copies,
+                                                                            _lowest_copies)
+    # 7 columns of one image: prediction 7 at columns 0, 2, 4 (valid) and 6 (invalid); 3 at 1 and 5
+    prediction_ids = torch.tensor([[7, 3, 7, 9, 7, 3, 7]])
+    valid = torch.tensor([[True, True, True, True, True, True, False]])
+    copies = _cell_copies(valid, prediction_ids, num_predictions=10)
+    # GT rows of a topk's choice among tied copies: (B=1, m=3, k=3), the third entry not taken
+    top_cols = torch.tensor([[[4, 5, 3], [2, 4, 1], [6, 3, 0]]])
+    takes = torch.tensor([[[True, True, False], [True, True, True], [True, True, False]]])
+    assert _lowest_copies(top_cols, takes, copies).tolist() == [[[0, 1, 3], [0, 2, 1], [6, 3, 0]]]
+
+
 def test_crowded_image_runs_in_bounded_memory():
     """1000 GTs in one 640x640 image, YOLOv7-L levels, 80 classes: peak memory stays ~1 GB."""
     script = (

@@ -1,18 +1,23 @@
 """YOLOv7's learning-rate, momentum and accumulation schedule (official ``train.py``).
 
-One formula for every iteration ``i`` (0-based, since the start of training) of epoch ``e``:
+For every iteration ``i`` (0-based, since the start of training) of epoch ``e``, with
+``nb`` iterations per epoch and ``nw = max(round(warmup_epochs * nb), min_warmup_iters)``:
 
-* after warmup: ``lr = lr0 * lf(max(e - 1, 0))`` with the "one cycle" cosine
+* warmup, ``i <= nw``: linear interpolation over ``[0, nw]`` (``np.interp``) of the bias lr from
+  ``warmup_bias_lr`` and of the other lrs from 0 to ``lr0 * lf(e)``; of the momentum from
+  ``warmup_momentum`` to its final value; and of the gradient accumulation from 1 to
+  ``nominal_batch / total_batch``, rounded half to even. ``lf`` is the "one cycle" cosine
   ``lf(e) = 1 + (lrf - 1) * (1 - cos(pi * e / max_epochs)) / 2`` (or the linear
-  ``lf(e) = lrf + (1 - lrf) * (1 - e / (max_epochs - 1))``); it changes at epoch boundaries only.
-  The one-epoch lag is the official behaviour: ``train.py`` sets ``scheduler.last_epoch =
-  start_epoch - 1`` after building its ``LambdaLR``, so the step at the end of epoch ``e - 1`` sets
-  ``lf(e - 1)`` for epoch ``e`` (recorded official runs confirm it, see the engine tests).
-* warmup, ``i <= nw`` with ``nw = max(round(warmup_epochs * iters_per_epoch), min_warmup_iters)``:
-  linear interpolation over ``[0, nw]`` (``np.interp``) of the bias lr from ``warmup_bias_lr`` and of the
-  other lrs from 0 to ``lr0 * lf(e)`` (no lag here); of the momentum from ``warmup_momentum`` to its
-  final value; and of the gradient accumulation from 1 to ``nominal_batch / total_batch``, rounded
-  half to even.
+  ``lf(e) = lrf + (1 - lrf) * (1 - e / (max_epochs - 1))``).
+* after warmup, in the epoch that holds ``nw`` (``e * nb <= nw``): every group keeps the value the
+  warmup set at ``nw``, ``lr0 * lf(e)``, because ``train.py`` changes the lr only in its warmup
+  statements and in ``scheduler.step()`` at the end of each epoch.
+* after warmup, in the later epochs: ``lr = lr0 * lf(e - 1)``, one epoch behind. ``train.py`` sets
+  ``scheduler.last_epoch = start_epoch - 1`` after building its ``LambdaLR``, so the step at the end
+  of epoch ``e - 1`` sets ``lf(e - 1)`` for epoch ``e`` (recorded official runs confirm it, see the
+  engine tests).
+* after warmup, the momentum and the accumulation keep their warmup end values (the final momentum;
+  ``max(round(nominal_batch / total_batch), 1)``): ``train.py`` sets them only during warmup.
 
 mmengine's ``LinearLR`` + ``CosineAnnealingLR`` schedulers cannot express this: the warmup target
 moves with the epoch's cosine value, the bias group warms *down* from its own start, and the
@@ -86,10 +91,12 @@ class YOLOv7Schedule:
 
     def lr(self, iteration: int, epoch: int, *, initial_lr: float, is_bias: bool) -> float:
         """Learning rate of a group whose lr0 is ``initial_lr``."""
-        if not self.in_warmup(iteration):  # one epoch behind, as the official LambdaLR
-            return initial_lr * self.lr_factor(max(epoch - 1, 0))
         target = initial_lr * self.lr_factor(epoch)
-        return self._warmup_interp(iteration, self.warmup_bias_lr if is_bias else 0., target)
+        if self.in_warmup(iteration):
+            return self._warmup_interp(iteration, self.warmup_bias_lr if is_bias else 0., target)
+        if self.in_warmup(epoch * self.iters_per_epoch):  # warmup's value at nw, until the epoch ends
+            return target
+        return initial_lr * self.lr_factor(epoch - 1)  # one epoch behind, as the official LambdaLR
 
     def momentum(self, iteration: int, *, final_momentum: float) -> float:
         """SGD momentum (Adam's beta1 is not warmed up, as in the official code)."""

@@ -71,9 +71,12 @@ class GatherSlotsAndObjectness(torch.autograd.Function):
 def last_positive_per_cell(pos: Tensor, cells: Tensor) -> Tensor:
     """(B, K) bool: the positive slots that are the last positive of their cell in slot order.
 
-    The official code writes objectness targets positive by positive in its candidate order, so the
-    last one listed wins a shared cell. A stable sort groups equal cells and keeps slot order inside a
-    group, without a dense buffer over all cells.
+    The official code writes the objectness targets of a level at once, ``tobj[b, a, gj, gi] = iou``,
+    with its positives in candidate order (image, neighbour, anchor, GT), which is our slot order.
+    When two positives share a cell, PyTorch's CPU ``index_put_`` keeps the last write; on CUDA the
+    winner of duplicate indices is unspecified (it may differ from run to run). We take the CPU's
+    last write, deterministically on every device. A stable sort groups equal cells and keeps slot
+    order inside a group, without a dense buffer over all cells.
 
     Args:
         pos: (B, K) bool, positive slots.

@@ -12,7 +12,9 @@ host synchronisation:
    ``BCE(sqrt(sigmoid(cls) * sigmoid(obj)), one_hot(label_g)) summed over classes
    + 3 * -log(IoU(gt_g, decoded box_s) + 1e-8)``.
 3. Dynamic k: ``k_g = max(1, floor(sum of the top-k IoUs of row g))`` with top-k 10 (P5) or 20 (with
-   an aux head); GT g takes its ``k_g`` cheapest columns.
+   an aux head); GT g takes its ``k_g`` cheapest columns. The copies of a cell have one cost; when
+   only some of them fit in a GT's ``k_g``, it takes the first ones in candidate order, as the
+   official ``torch.topk`` does on CUDA (see :func:`_lowest_copies`).
 4. One GT per column: a column taken by several GTs goes to the GT with the smallest cost for it
    (the minimum over *all* GTs of the image, as the official code does).
 
@@ -171,9 +173,10 @@ class YOLOv7SimOTAAssigner:
         anchor_inds = torch.arange(num_anchors, device=gt_bboxes.device)[None, :, None].expand(
             NUM_NEIGHBOURS, -1, num_gts).flatten()  # (K,)
 
+        prediction_ids, num_predictions = _prediction_ids(grid_x, grid_y, anchor_inds, level_shapes,
+                                                          num_anchors)
         if self.unique_cells:
-            slot_valid = _first_proposals(slot_valid, grid_x, grid_y, anchor_inds, level_shapes,
-                                          num_anchors)
+            slot_valid = _first_proposals(slot_valid, prediction_ids, num_predictions)
         if num_gts == 0:  # a batch without any GT: no slot at all, nothing to match
             return YOLOv7AssignResult(torch.zeros_like(slot_valid), torch.zeros_like(grid_x),
                                       grid_x, grid_y, anchor_inds)
@@ -181,8 +184,9 @@ class YOLOv7SimOTAAssigner:
         # (B, L, K) -> (B, S) with S = L * K columns per image.
         boxes, cls_cost_base, scores = self._column_features(
             preds, grid_x, grid_y, anchor_inds, anchors, strides, slot_valid.flatten(1))
+        copies = _cell_copies(slot_valid.flatten(1), prediction_ids, num_predictions)
         pos, gt_inds = self._match(boxes, cls_cost_base, scores, gt_bboxes.float(), gt_labels,
-                                   gt_valid)
+                                   gt_valid, copies)
         return YOLOv7AssignResult(
             pos_mask=pos.view(batch, num_levels, -1), gt_inds=gt_inds.view(batch, num_levels, -1),
             grid_x=grid_x, grid_y=grid_y, anchor_inds=anchor_inds)
@@ -217,8 +221,11 @@ class YOLOv7SimOTAAssigner:
         return boxes, cls_cost_base, scores.transpose(1, 2)
 
     def _match(self, boxes: Tensor, cls_cost_base: Tensor, scores: Tensor, gt_bboxes: Tensor,
-               gt_labels: Tensor, gt_valid: Tensor) -> Tuple[Tensor, Tensor]:
+               gt_labels: Tensor, gt_valid: Tensor, copies: '_CellCopies') -> Tuple[Tensor, Tensor]:
         """Dynamic-k matching, folded over chunks of GT rows.
+
+        Args:
+            copies: the columns grouped by prediction, to break ties between copies of a cell.
 
         Returns:
             pos: (B, S) bool, the column is a positive.
@@ -241,6 +248,7 @@ class YOLOv7SimOTAAssigner:
             top_cost, top_cols = cost.topk(k_max, dim=-1, largest=False)
             rank = torch.arange(k_max, device=device)
             takes = (rank < dynamic_k[..., None]) & top_cost.isfinite()
+            top_cols = _lowest_copies(top_cols, takes, copies)
             row_ids = torch.arange(rows.start, rows.stop, device=device)[None, :, None]
             take_count.scatter_add_(1, top_cols.flatten(1), takes.flatten(1).long())
             taken_by.scatter_reduce_(1, top_cols.flatten(1),
@@ -270,18 +278,74 @@ class YOLOv7SimOTAAssigner:
         cost -= label_score.log_().clamp_(min=_MIN_LOG)
         return cost.masked_fill_(~gt_valid[:, :, None], float('inf')), dynamic_k
 
-def _first_proposals(slot_valid: Tensor, grid_x: Tensor, grid_y: Tensor, anchor_inds: Tensor,
-                     level_shapes: Sequence[Tuple[int, int]], num_anchors: int) -> Tensor:
+
+def _prediction_ids(grid_x: Tensor, grid_y: Tensor, anchor_inds: Tensor,
+                    level_shapes: Sequence[Tuple[int, int]], num_anchors: int) -> Tuple[Tensor, int]:
+    """(B, S) index of each column's prediction (level, anchor, y, x) among all predictions of an
+    image (unique over the levels), and the number of predictions of an image."""
+    ids, offset = [], 0
+    for level, (height, width) in enumerate(level_shapes):
+        # (B, K) index of the prediction (anchor, y, x) on this level
+        ids.append(offset + (anchor_inds[None] * height + grid_y[:, level]) * width + grid_x[:, level])
+        offset += num_anchors * height * width
+    return torch.stack(ids, 1).flatten(1), offset
+
+
+def _first_proposals(slot_valid: Tensor, prediction_ids: Tensor, num_predictions: int) -> Tensor:
     """Keep only the first valid slot of every (level, anchor, cell) of an image: (B, L, K) bool."""
     batch, num_levels, num_slots = slot_valid.shape
-    cell_ids, offset = [], 0
-    for level, (height, width) in enumerate(level_shapes):
-        # (B, K) index of the prediction (anchor, y, x) on this level, unique over all levels
-        cell_ids.append(offset + (anchor_inds[None] * height + grid_y[:, level]) * width + grid_x[:, level])
-        offset += num_anchors * height * width
-    cell_ids = torch.where(slot_valid.flatten(1), torch.stack(cell_ids, 1).flatten(1), offset)  # (B, S)
+    cell_ids = torch.where(slot_valid.flatten(1), prediction_ids, num_predictions)  # (B, S)
     order = torch.arange(cell_ids.shape[1], device=cell_ids.device).expand_as(cell_ids)
-    first = torch.full((batch, offset + 1), cell_ids.shape[1], dtype=torch.long, device=cell_ids.device)
+    first = torch.full((batch, num_predictions + 1), cell_ids.shape[1], dtype=torch.long,
+                       device=cell_ids.device)
     first.scatter_reduce_(1, cell_ids, order, reduce='amin')
     is_first = first.gather(1, cell_ids) == order
     return slot_valid & is_first.view(batch, num_levels, num_slots)
+
+
+class _CellCopies(NamedTuple):
+    """The columns of each image grouped by prediction: the copies of a cell proposed by several GTs.
+
+    Attributes:
+        by_cell: (B, S) column indices sorted by (prediction, column); invalid columns are groups of
+            their own.
+        group_start: (B, S) for every column, the position in ``by_cell`` of its group's first column.
+    """
+    by_cell: Tensor
+    group_start: Tensor
+
+
+def _cell_copies(column_valid: Tensor, prediction_ids: Tensor, num_predictions: int) -> _CellCopies:
+    """Group the (B, S) columns by prediction (see :class:`_CellCopies`)."""
+    columns = torch.arange(prediction_ids.shape[1], device=prediction_ids.device)
+    ids = torch.where(column_valid, prediction_ids, num_predictions + columns)
+    sorted_ids, by_cell = ids.sort(dim=1, stable=True)
+    return _CellCopies(by_cell, torch.searchsorted(sorted_ids, ids))
+
+
+def _lowest_copies(top_cols: Tensor, takes: Tensor, copies: _CellCopies) -> Tensor:
+    """Give the copies of a cell that a GT takes to the cell's lowest columns: (B, m, k).
+
+    A cell proposed by n GTs is n columns with one cost, so a GT's k-th and (k+1)-th cheapest
+    columns are often two copies of one cell; which copy it takes decides which GTs share the cell
+    and in which order their objectness targets are written. The official code runs ``torch.topk``
+    per GT: CUDA's kernel (the official training) fills ties at the k-th value with the first
+    columns seen, CPU's does so only through its ``partial_sort`` path (k = 1 and ``64 * k <= S``).
+    Our ``topk`` picks some copies; this keeps their number and makes them the lowest columns
+    (official candidate order). Exact ties between different predictions are left to ``topk``
+    (they need two equal costs of continuous outputs).
+
+    Args:
+        top_cols: (B, m, k) columns of each GT's k cheapest, ascending cost.
+        takes: (B, m, k) bool, the GT takes that column.
+        copies: the columns grouped by prediction.
+    """
+    num_ranks = top_cols.shape[-1]
+    # (B, m, k): the group of each taken column identifies its prediction
+    group = copies.group_start.gather(1, top_cols.flatten(1)).view_as(top_cols)
+    # (B, m, k, 1) vs (B, m, 1, k): taken columns listed before, of the same prediction
+    same = (group[..., :, None] == group[..., None, :]) & takes[..., None, :]
+    before = torch.ones(num_ranks, num_ranks, dtype=torch.bool, device=top_cols.device).tril(-1)
+    copy_rank = (same & before).sum(-1)
+    lowest = copies.by_cell.gather(1, (group + copy_rank).flatten(1)).view_as(top_cols)
+    return torch.where(takes, lowest, top_cols)
