@@ -64,6 +64,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
+from unittest import mock
 
 import torch
 
@@ -676,7 +677,7 @@ def run_steps(args, sizes: Sizes, device: torch.device, out_dir: Path, report: d
                     result.status = 'ok'
                 except (Exception, SystemExit) as error:  # recorded; the next step runs
                     result.status = 'failed'
-                    result.error = f'{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ""}'
+                    result.error = f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0]}'
                     (out_dir / f'{name}.traceback.txt').write_text(traceback.format_exc())
                 result.seconds = round(time.monotonic() - step_start, 1)
                 print(f'[gpu_check] {name}: {result.status} in {result.seconds} s {result.error}', flush=True)
@@ -684,6 +685,14 @@ def run_steps(args, sizes: Sizes, device: torch.device, out_dir: Path, report: d
             report['steps'][name] = asdict(result)
             report['seconds'] = time.monotonic() - start
             write_report(out_dir, report)
+
+
+def unformatted_configs(enabled: bool):
+    """In the dry run, mmengine dumps configs without yapf's formatting (seconds of CPU per dump)."""
+    import mmengine.config.config as mmengine_config_module
+    if not enabled:
+        return contextlib.nullcontext()
+    return mock.patch.object(mmengine_config_module, 'FormatCode', lambda text, **kwargs: (text, False))
 
 
 @contextlib.contextmanager
@@ -716,9 +725,6 @@ def main(argv=None) -> dict:
         (out_dir / 'gpu_check.md').write_text(problem + '\n')
         sys.exit(problem)
     import yolov7_mmdet  # noqa: F401  (registers the plugin; after the kit check, which says more)
-    if args.dry_run:  # yapf's formatting of every config dump costs seconds of CPU and measures nothing
-        import mmengine.config.config as mmengine_config_module
-        mmengine_config_module.FormatCode = lambda text, **kwargs: (text, False)
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
     torch.backends.cudnn.benchmark = True  # fixed shapes in every timed step (the configs' env_cfg too)
@@ -726,7 +732,8 @@ def main(argv=None) -> dict:
                   budget_s=args.budget or sizes.budget_s * args.cap_scale, seconds=0.0, steps={})
     print(f'[gpu_check] {report["mode"]}: torch {torch.__version__}, CUDA {torch.version.cuda}, '
           f'{report["environment"]["gpu"] or report["environment"]["cpu"]}; writing {out_dir}', flush=True)
-    run_steps(args, sizes, device, out_dir, report)
+    with unformatted_configs(args.dry_run):
+        run_steps(args, sizes, device, out_dir, report)
     print(markdown(report))
     return report
 

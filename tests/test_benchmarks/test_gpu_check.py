@@ -38,7 +38,8 @@ def test_dry_run_runs_every_step_and_writes_the_report(shared_datasets, tmp_path
     assert report['environment']['torch'] == torch.__version__
     table = (tmp_path / 'gpu_check.md').read_text()
     assert f'torch {torch.__version__}' in table and '**Dry run**' in table
-    assert '| 3 | L step fp16, 10 GTs |' in table and '| 7 | tools/dist_train.sh, 1 process (gloo) | trains and saves' in table
+    assert '| 3 | L step fp16, 10 GTs |' in table
+    assert '| 7 | tools/dist_train.sh, 1 process (gloo) | trains and saves' in table
 
 
 def test_a_failing_or_overlong_step_is_recorded_and_the_next_runs(monkeypatch, tmp_path):
@@ -58,7 +59,8 @@ def test_a_failing_or_overlong_step_is_recorded_and_the_next_runs(monkeypatch, t
     monkeypatch.setitem(gpu_check.DRY.caps_s, 'l_step', 1)
     report = gpu_check.main(['--dry-run', '--out', str(tmp_path), '--steps', 'no_sync', 'l_step', 'w6_aux'])
     steps = report['steps']
-    assert (steps['no_sync']['status'], steps['no_sync']['error']) == ('failed', 'RuntimeError: no kernel image is available')
+    assert (steps['no_sync']['status'], steps['no_sync']['error']) == (
+        'failed', 'RuntimeError: no kernel image is available')
     assert (steps['l_step']['status'], steps['l_step']['error']) == ('failed', 'StepTimeout: ran past its cap of 1 s')
     assert steps['l_step']['seconds'] < 10 and steps['w6_aux']['status'] == 'ok'
     assert 'no kernel image' in (tmp_path / 'no_sync.traceback.txt').read_text()

@@ -151,9 +151,10 @@ class ONNXRuntimeDetector:
         return self.meta['nms']
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxParams]:
-        """A BGR ``(h, w, 3)`` uint8 image -> the ``(3, H, W)`` float32 input and its letterbox."""
+        """A BGR ``(h, w, 3)`` uint8 image (or grayscale / BGRA, see :func:`as_bgr_uint8`) -> the
+        ``(3, H, W)`` float32 input and its letterbox."""
         letterbox = self.meta['letterbox']
-        padded, params = letterbox_image(image, input_hw=self.input_hw, pad_val=letterbox['pad_val'],
+        padded, params = letterbox_image(as_bgr_uint8(image), input_hw=self.input_hw, pad_val=letterbox['pad_val'],
                                          keep_ratio_resize=letterbox['keep_ratio_resize'],
                                          allow_scale_up=letterbox['allow_scale_up'])
         if self.meta['bgr_to_rgb']:
