@@ -6,7 +6,14 @@ registries (``mmdet.registry.MODELS``, ``TASK_UTILS``, ``TRANSFORMS``, ``HOOKS``
     custom_imports = dict(imports=['yolov7_mmdet'], allow_failed_imports=False)
     default_scope = 'mmdet'
 """
-from .utils.stack import check_stack
+import warnings
+
+# mmengine's Config imports pkg_resources (mmengine.utils.package_utils, and reloads it on every
+# `mmdet::` base config), and setuptools >= 67.5 warns on each import that the API is deprecated:
+# a warning about mmengine's dependency, printed on every command, that a user can do nothing about.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API', category=UserWarning)
+
+from .utils.stack import check_stack  # noqa: E402
 from .version import __version__
 
 check_stack()

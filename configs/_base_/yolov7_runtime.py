@@ -31,3 +31,7 @@ env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs
 # off in this base; the variant configs turn it on, as the official multi-GPU commands pass
 # --sync-bn. Ignored, and SyncBN reverted, on one GPU.
 sync_bn = None
+
+# mmdet's DetLocalVisualizer, minus the warning "Failed to add LocalVisBackend" when DetInferencer
+# builds it without a log folder (yolov7_mmdet/engine/visualizer.py); a runner's keeps its backends
+visualizer = dict(type='YOLOv7DetVisualizer')

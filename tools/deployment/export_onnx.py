@@ -17,8 +17,8 @@ import sys
 from mmengine.config import Config, DictAction
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin)
-from yolov7_mmdet.deployment.export import (MIN_OPSET, NMS_MODES, default_input_hw, export_metadata,
-                                            export_onnx, load_detector)
+from yolov7_mmdet.deployment.export import (MIN_OPSET, NMS_MODES, check_nms_args, check_output_file,
+                                            default_input_hw, export_metadata, export_onnx, load_detector)
 from yolov7_mmdet.utils.launch import load_config
 
 
@@ -43,21 +43,24 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def nms_settings(cfg: Config, args: argparse.Namespace) -> dict:
-    """``score_thr``, ``iou_thr``, ``max_dets``: the flags, else the config's ``model.test_cfg``."""
+    """``score_thr``, ``iou_thr``, ``max_dets``: the flags, else the config's ``model.test_cfg``; checked."""
     test_cfg = cfg.model.get('test_cfg') or {}
     defaults = dict(score_thr=test_cfg.get('score_thr', 0.001),
                     iou_thr=(test_cfg.get('nms') or {}).get('iou_threshold', 0.65),
                     max_dets=test_cfg.get('max_per_img', 300))
     given = dict(score_thr=args.score_thr, iou_thr=args.iou_thr, max_dets=args.max_dets)
-    return {key: defaults[key] if given[key] is None else given[key] for key in defaults}
+    settings = {key: defaults[key] if given[key] is None else given[key] for key in defaults}
+    check_nms_args(**settings)
+    return settings
 
 
 def main(argv=None) -> str:
     args = parse_args(argv)
+    check_output_file(args.out)
     cfg = load_config(args.config, cfg_options=args.cfg_options)
+    nms = nms_settings(cfg, args)  # checked before the (slow) model load
     input_hw = tuple(args.input_shape) if args.input_shape else default_input_hw(cfg)
     detector = load_detector(cfg, args.checkpoint)
-    nms = nms_settings(cfg, args)
     metadata = export_metadata(cfg, input_hw=input_hw, num_classes=detector.bbox_head.num_classes,
                                nms=args.nms, **nms)
     export_onnx(detector, args.out, input_hw=input_hw, batch=args.batch, dynamic_batch=args.dynamic_batch,
@@ -71,5 +74,5 @@ def main(argv=None) -> str:
 if __name__ == '__main__':
     try:
         main()
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad input, a missing file, a full disk: one line
         sys.exit(f'export_onnx.py: error: {error}')

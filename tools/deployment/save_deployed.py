@@ -8,8 +8,7 @@ Load it again with the same config and ``model.deploy=True``, which builds the m
     python tools/deployment/export_onnx.py CONFIG DEPLOYED.pth --out m.onnx --cfg-options model.deploy=True
 """
 import argparse
-import os
-import os.path as osp
+import io
 import sys
 
 import torch
@@ -17,7 +16,7 @@ from mmengine.config import DictAction
 from mmengine.runner.checkpoint import _load_checkpoint, weights_to_cpu
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin)
-from yolov7_mmdet.deployment.export import load_detector
+from yolov7_mmdet.deployment.export import check_output_file, load_detector, write_output
 from yolov7_mmdet.utils.launch import load_config
 
 
@@ -32,18 +31,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    out_dir = osp.dirname(osp.abspath(args.out))
-    if not osp.isdir(out_dir):
-        raise FileNotFoundError(f'The output folder {out_dir!r} does not exist (--out {args.out!r}).')
+    check_output_file(args.out)
     cfg = load_config(args.config, cfg_options=args.cfg_options)
     if cfg.model.get('deploy', False):
         raise ValueError('The config already builds the deployed model (model.deploy=True): '
                          'the checkpoint to convert is a training-graph one.')
     detector = load_detector(cfg, args.checkpoint).switch_to_deploy()
     meta = dict(_load_checkpoint(args.checkpoint, map_location='cpu').get('meta', {}), deployed=True)
-    tmp_file = args.out + '.part'
-    torch.save(dict(meta=meta, state_dict=weights_to_cpu(detector.state_dict())), tmp_file)
-    os.replace(tmp_file, args.out)
+    buffer = io.BytesIO()
+    torch.save(dict(meta=meta, state_dict=weights_to_cpu(detector.state_dict())), buffer)
+    write_output(args.out, buffer.getvalue())
     print(f'Saved the deployed model to {args.out}; load it with --cfg-options model.deploy=True.')
     return args.out
 
@@ -51,5 +48,5 @@ def main(argv=None) -> str:
 if __name__ == '__main__':
     try:
         main()
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad input, a missing file, a full disk: one line
         sys.exit(f'save_deployed.py: error: {error}')

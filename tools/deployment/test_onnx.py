@@ -8,13 +8,16 @@ and mmdet's ``CocoMetric`` (the config's ``test_evaluator``) gives the same mAP 
 PyTorch model. A model whose number of classes or normalisation differs from the config's is refused.
 """
 import argparse
-import os.path as osp
+import pickle
 import sys
 
 from mmengine.config import DictAction
+from mmengine.logging import print_log
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin and ONNXRuntimeYOLOv7)
 from mmdet.evaluation import DumpDetResults
+from yolov7_mmdet.deployment.export import write_output
+from yolov7_mmdet.deployment.runtime import open_session
 from yolov7_mmdet.utils.launch import build_runner, load_config
 
 
@@ -33,10 +36,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+class AtomicDumpDetResults(DumpDetResults):
+    """mmdet's ``DumpDetResults``, its pickle written atomically (a full disk leaves no partial file)."""
+
+    def compute_metrics(self, results: list) -> dict:
+        write_output(self.out_file_path, pickle.dumps(results))
+        print_log(f'Results has been saved to {self.out_file_path}.', logger='current')
+        return {}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.model):
-        raise FileNotFoundError(f'ONNX model {args.model!r} does not exist.')
+    open_session(args.model)  # a missing or non-ONNX file: one line, before the dataset is read
     cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir)
     cfg.model = dict(type='ONNXRuntimeYOLOv7', onnx_file=args.model, providers=args.providers,
                      data_preprocessor=cfg.model.data_preprocessor,
@@ -45,12 +56,12 @@ def main(argv=None) -> dict:
     cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if 'EMA' not in hook['type']]
     runner = build_runner(cfg)
     if args.out is not None:
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(AtomicDumpDetResults(out_file_path=args.out))
     return runner.test()
 
 
 if __name__ == '__main__':
     try:
         main()
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad input, a missing file, a full disk: one line
         sys.exit(f'test_onnx.py: error: {error}')

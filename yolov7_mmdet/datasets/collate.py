@@ -23,6 +23,8 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import FUNCTIONS
 
+from .. import registry  # noqa: F401  (the mmdet scope's function registry, see yolov7_mmdet/registry.py)
+
 
 @FUNCTIONS.register_module()
 def yolov7_collate(data_batch: Sequence[dict]) -> dict:

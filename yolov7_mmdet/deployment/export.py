@@ -12,10 +12,11 @@ the NMS nodes; the TorchScript path needs neither and covers opsets 11-20.
 """
 from __future__ import annotations
 
+import io
 import json
-import os
+import math
+import numbers
 import os.path as osp
-import tempfile
 import warnings
 from typing import Optional, Sequence
 
@@ -26,6 +27,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
+from ..engine.hooks import atomic_write_bytes
 from ..utils.launch import check_checkpoint_fits
 from ..version import __version__
 from .nms_ops import onnx_nms, trt_nms
@@ -65,9 +67,7 @@ class YOLOv7ExportModel(nn.Module):
         super().__init__()
         if nms not in NMS_MODES:
             raise ValueError(f'nms must be one of {NMS_MODES}, got {nms!r}')
-        if score_thr < 0 or not 0 < iou_thr <= 1 or max_dets < 1:
-            raise ValueError(f'need score_thr >= 0, 0 < iou_thr <= 1 and max_dets >= 1; got '
-                             f'{score_thr}, {iou_thr}, {max_dets}')
+        check_nms_args(score_thr=score_thr, iou_thr=iou_thr, max_dets=max_dets)
         self.detector = detector.eval().switch_to_deploy()
         self.nms = nms
         self.nms_args = dict(score_thr=score_thr, iou_thr=iou_thr, max_dets=max_dets)
@@ -82,6 +82,46 @@ class YOLOv7ExportModel(nn.Module):
         boxes, scores = head.decode(lead_maps)  # (N, B, 4), (N, B, C)
         nms = onnx_nms if self.nms == 'onnx' else trt_nms
         return nms(boxes, scores, **self.nms_args)
+
+
+def check_nms_args(*, score_thr: float, iou_thr: float, max_dets: int) -> None:
+    """Refuse NMS settings that give a model which never detects, or invalid metadata (one line).
+
+    Scores are probabilities: a threshold must be finite with ``0 <= score_thr < 1`` (NaN compares
+    false with every score, 1 or more keeps nothing); ``0 < iou_thr <= 1``; ``max_dets`` a positive
+    integer.
+    """
+    problems = []
+    if not (isinstance(score_thr, numbers.Real) and math.isfinite(score_thr) and 0 <= score_thr < 1):
+        problems.append(f'--score-thr must be in [0, 1), got {score_thr}')
+    if not (isinstance(iou_thr, numbers.Real) and math.isfinite(iou_thr) and 0 < iou_thr <= 1):
+        problems.append(f'--iou-thr must be in (0, 1], got {iou_thr}')
+    if isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral) or max_dets < 1:
+        problems.append(f'--max-dets must be a positive integer, got {max_dets}')
+    if problems:
+        raise ValueError('; '.join(problems) + '.')
+
+
+def check_output_file(out_file: str) -> None:
+    """Refuse an output path that cannot become the model file: a missing folder, or a folder itself."""
+    out_dir = osp.dirname(osp.abspath(out_file))
+    if not osp.isdir(out_dir):
+        raise FileNotFoundError(f'The output folder {out_dir!r} does not exist (--out {out_file!r}).')
+    if osp.isdir(out_file):
+        raise IsADirectoryError(f'--out {out_file!r} is a folder: give the path of the file to write '
+                                'in it.')
+
+
+def write_output(out_file: str, data: bytes) -> None:
+    """Write a deploy tool's output atomically: ``out_file`` is complete or untouched (a full disk too).
+
+    A failed write raises ``OSError`` with one line naming ``out_file``; no partial file remains.
+    """
+    try:
+        atomic_write_bytes(out_file, data)
+    except OSError as error:
+        raise OSError(error.errno, f'Could not write {out_file!r} ({error.strerror or error}); nothing '
+                      'was written.') from error
 
 
 def load_detector(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
@@ -135,6 +175,7 @@ def export_metadata(cfg: Config, *, input_hw: Sequence[int], num_classes: int, n
     ``Resize``; then letterboxed to ``[H, W]`` with ``pad_val``, centred, enlarging only with
     ``allow_scale_up``); ``nms``, ``score_thr``, ``iou_thr``, ``max_dets``; ``output_layout``.
     """
+    check_nms_args(score_thr=score_thr, iou_thr=iou_thr, max_dets=max_dets)
     preprocessor = cfg.model.data_preprocessor
     letterbox = _test_pipeline_step(cfg, 'YOLOv7Letterbox') or {}
     resize = _test_pipeline_step(cfg, 'Resize')
@@ -150,15 +191,13 @@ def export_metadata(cfg: Config, *, input_hw: Sequence[int], num_classes: int, n
         nms=nms, score_thr=score_thr, iou_thr=iou_thr, max_dets=max_dets,
         output_layout=OUTPUT_LAYOUTS[nms],
         exporter=f'yolov7_mmdet {__version__}')
-    return {key: json.dumps(value) for key, value in meta.items()}
+    return {key: json.dumps(value, allow_nan=False) for key, value in meta.items()}
 
 
 def check_export_args(model: nn.Module, *, out_file: str, input_hw: Sequence[int], batch: int,
                       opset: int, nms: str) -> None:
     """Refuse, before any work, what cannot give a valid file (one-line errors)."""
-    out_dir = osp.dirname(osp.abspath(out_file))
-    if not osp.isdir(out_dir):
-        raise FileNotFoundError(f'The output folder {out_dir!r} does not exist (--out {out_file!r}).')
+    check_output_file(out_file)
     stride = int(max(model.bbox_head.strides.tolist()))
     if len(input_hw) != 2 or any(int(v) <= 0 or int(v) % stride for v in input_hw):
         raise ValueError(f'The input shape {tuple(input_hw)} must be two positive multiples of the '
@@ -185,8 +224,8 @@ def export_onnx(detector: nn.Module, out_file: str, *, input_hw: Sequence[int], 
 
     Args:
         detector (nn.Module): A ``YOLOv7`` detector (switched to its inference graph, in place).
-        out_file (str): Where the model goes; written to a temporary file in the same folder, checked
-            with ``onnx.checker``, then renamed.
+        out_file (str): Where the model goes; exported in memory, checked with ``onnx.checker``, then
+            written atomically (a failed write, e.g. a full disk, leaves no file).
         input_hw (Sequence[int]): ``(H, W)`` of the input; multiples of the largest stride.
         batch (int): Batch size of the traced input (the fixed batch unless ``dynamic_batch``).
         dynamic_batch (bool): Make the batch dimension of every input and output dynamic.
@@ -205,29 +244,23 @@ def export_onnx(detector: nn.Module, out_file: str, *, input_hw: Sequence[int], 
     images = torch.zeros(batch, 3, *[int(v) for v in input_hw])
     output_names = list(OUTPUT_NAMES[nms])
     dynamic_axes = {name: {0: 'batch'} for name in ['images'] + output_names} if dynamic_batch else None
-    fd, tmp_file = tempfile.mkstemp(suffix='.onnx.part', dir=osp.dirname(osp.abspath(out_file)))
-    os.close(fd)
+    traced = io.BytesIO()  # in memory: the file is written once, complete and checked
     try:
-        try:
-            with warnings.catch_warnings():
-                # the trace fixes shapes and Python control flow by design (static H, W; the NMS ops'
-                # eager forward only gives the trace real shapes): its TracerWarnings say just that
-                warnings.simplefilter('ignore', torch.jit.TracerWarning)
-                torch.onnx.export(wrapper, (images,), tmp_file, dynamo=False, opset_version=opset,
-                                  input_names=['images'], output_names=output_names,
-                                  dynamic_axes=dynamic_axes, do_constant_folding=True)
-        except torch.onnx.errors.OnnxExporterError as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise ValueError(f'Opset {opset} cannot express this model: {first_line}') from error
-        model_proto = onnx.load(tmp_file)
-        if simplify:
-            model_proto = _simplify(model_proto)
-        for key, value in (metadata or {}).items():
-            model_proto.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(model_proto)
-        onnx.save(model_proto, tmp_file)
-        os.replace(tmp_file, out_file)
-    finally:
-        if osp.exists(tmp_file):
-            os.remove(tmp_file)
+        with warnings.catch_warnings():
+            # the trace fixes shapes and Python control flow by design (static H, W; the NMS ops'
+            # eager forward only gives the trace real shapes): its TracerWarnings say just that
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            torch.onnx.export(wrapper, (images,), traced, dynamo=False, opset_version=opset,
+                              input_names=['images'], output_names=output_names,
+                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+    except torch.onnx.errors.OnnxExporterError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ValueError(f'Opset {opset} cannot express this model: {first_line}') from error
+    model_proto = onnx.load_from_string(traced.getvalue())
+    if simplify:
+        model_proto = _simplify(model_proto)
+    for key, value in (metadata or {}).items():
+        model_proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model_proto)
+    write_output(out_file, model_proto.SerializeToString())
     return out_file

@@ -61,11 +61,14 @@ def gather_top_detections(boxes: Tensor, scores: Tensor, selected: Tensor,
     Returns:
         tuple: ``num_dets`` (N, 1) int32, ``boxes`` (N, K, 4), ``scores`` (N, K), ``labels`` (N, K) int32.
     """
-    image_inds, class_inds, box_inds = selected[:, 0], selected[:, 1], selected[:, 2]
-    kept_scores = torch.zeros_like(scores)  # (N, C, B): the score of each selected pair, else 0
-    kept_scores[image_inds, class_inds, box_inds] = scores[image_inds, class_inds, box_inds]
-    num_boxes = scores.shape[2]
-    flat_scores = kept_scores.flatten(1)  # (N, C, B) -> (N, C*B), class-major
+    num_classes, num_boxes = scores.shape[1:]  # static; the batch may be dynamic
+    # one linear index per selected pair into the flat (N*C*B,) scores: a single-index gather and
+    # scatter (ONNX Gather, ScatterElements) instead of three-index advanced indexing, whose ONNX
+    # form the exporter warns is wrong for negative indices (NonMaxSuppression gives none anyway)
+    flat_inds = (selected[:, 0] * num_classes + selected[:, 1]) * num_boxes + selected[:, 2]  # (M,)
+    all_scores = scores.flatten()  # (N, C, B) -> (N*C*B,)
+    kept_scores = torch.zeros_like(all_scores).scatter(0, flat_inds, all_scores[flat_inds])
+    flat_scores = kept_scores.view(-1, num_classes * num_boxes)  # (N*C*B,) -> (N, C*B): selected, else 0
     top_scores, top_inds = flat_scores.topk(min(max_dets, flat_scores.shape[1]), dim=1)  # (N, K)
     valid = top_scores > 0  # candidates scored above score_thr >= 0; the rest is padding
     labels = torch.where(valid, top_inds // num_boxes, torch.full_like(top_inds, -1))

@@ -7,6 +7,12 @@ image and read the outputs; :class:`ONNXRuntimeDetector` follows them::
     results = detector.detect([cv2.imread('street.jpg')])   # BGR images, any sizes
     results[0]['bboxes'], results[0]['scores'], results[0]['labels']   # original-image pixels
 
+Images are what ``cv2.imread`` gives: ``uint8`` arrays, ``(h, w, 3)`` BGR. A grayscale image
+(``(h, w)`` or ``(h, w, 1)``) is repeated to 3 channels and a 4-channel one is read as BGRA
+(``cv2.IMREAD_UNCHANGED``), its alpha dropped. Any other dtype is refused, a float one included: a
+``[0, 1]`` float image read as ``uint8`` would be near-black pixels and detect nothing, silently;
+convert it first (``(image * 255).round().astype(np.uint8)``).
+
 The letterbox is the one of the YOLOv7 test pipeline (mmdet ``Resize(keep_ratio=True)`` then
 ``YOLOv7Letterbox``, through the same functions), so a model gives the same detections here as in
 ``tools/test.py``.
@@ -14,6 +20,7 @@ The letterbox is the one of the YOLOv7 test pipeline (mmdet ``Resize(keep_ratio=
 from __future__ import annotations
 
 import json
+import os.path as osp
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -66,6 +73,45 @@ def letterbox_image(image: np.ndarray, *, input_hw: Sequence[int], pad_val: floa
     return results['img'], params
 
 
+def as_bgr_uint8(image: np.ndarray, *, index: int = 0) -> np.ndarray:
+    """Check one input image of :meth:`ONNXRuntimeDetector.detect`, as a ``(h, w, 3)`` uint8 BGR view.
+
+    Grayscale ``(h, w)`` / ``(h, w, 1)`` images are repeated to 3 channels, BGRA ``(h, w, 4)`` ones
+    lose their alpha; anything else (``None``, another dtype, another shape, an empty image) is a
+    ``TypeError`` / ``ValueError`` naming the image ``index`` and the fix.
+    """
+    if not isinstance(image, np.ndarray):
+        hint = ' (cv2.imread gives None for a file it cannot read)' if image is None else ''
+        raise TypeError(f'Image {index} is {type(image).__name__}{hint}; detect() takes numpy arrays, '
+                        '(h, w, 3) uint8 BGR as cv2.imread gives.')
+    if image.dtype != np.uint8:
+        raise TypeError(f'Image {index} has dtype {image.dtype}; detect() takes uint8 pixels in [0, 255] '
+                        '(a [0, 1] float image: (image * 255).round().astype(np.uint8)).')
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if image.ndim not in (2, 3) or channels not in (1, 3, 4) or 0 in image.shape:
+        raise ValueError(f'Image {index} has shape {image.shape}; detect() takes (h, w, 3) BGR, (h, w, 4) '
+                         'BGRA or (h, w) / (h, w, 1) grayscale images, h and w > 0.')
+    if channels == 1:
+        return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)  # (h, w) / (h, w, 1) -> (h, w, 3)
+    return image[..., :3]  # BGR, or BGRA without its alpha
+
+
+def open_session(model_file: str, *, providers: Optional[Sequence[str]] = None):
+    """An onnxruntime session on ``model_file``; a missing or non-ONNX file is a one-line error."""
+    import onnxruntime
+    if not osp.isfile(model_file):
+        raise FileNotFoundError(f'ONNX model {model_file!r} does not exist.')
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    try:
+        return onnxruntime.InferenceSession(model_file, sess_options=options,
+                                            providers=list(providers or ['CPUExecutionProvider']))
+    except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f'{model_file!r} is not an ONNX model that onnxruntime can load ({reason}); '
+                         'export one with tools/deployment/export_onnx.py.') from error
+
+
 def boxes_to_original(boxes: np.ndarray, params: LetterboxParams) -> np.ndarray:
     """``(K, 4)`` xyxy boxes in network-input pixels -> original-image pixels, clipped to the image."""
     top, left = params.pad_top_left
@@ -85,11 +131,7 @@ class ONNXRuntimeDetector:
     """
 
     def __init__(self, model_file: str, *, providers: Optional[Sequence[str]] = None) -> None:
-        import onnxruntime
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        self.session = onnxruntime.InferenceSession(
-            model_file, sess_options=options, providers=list(providers or ['CPUExecutionProvider']))
+        self.session = open_session(model_file, providers=providers)
         props = self.session.get_modelmeta().custom_metadata_map
         if 'input_shape' not in props:
             raise ValueError(f'{model_file!r} has no yolov7_mmdet metadata (input_shape, mean, std, ...); '
@@ -109,9 +151,10 @@ class ONNXRuntimeDetector:
         return self.meta['nms']
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxParams]:
-        """A BGR ``(h, w, 3)`` uint8 image -> the ``(3, H, W)`` float32 input and its letterbox."""
+        """A BGR ``(h, w, 3)`` uint8 image (or grayscale / BGRA, see :func:`as_bgr_uint8`) -> the
+        ``(3, H, W)`` float32 input and its letterbox."""
         letterbox = self.meta['letterbox']
-        padded, params = letterbox_image(image, input_hw=self.input_hw, pad_val=letterbox['pad_val'],
+        padded, params = letterbox_image(as_bgr_uint8(image), input_hw=self.input_hw, pad_val=letterbox['pad_val'],
                                          keep_ratio_resize=letterbox['keep_ratio_resize'],
                                          allow_scale_up=letterbox['allow_scale_up'])
         if self.meta['bgr_to_rgb']:
@@ -137,11 +180,22 @@ class ONNXRuntimeDetector:
         return {name: np.concatenate([chunk[i] for chunk in chunks]) for i, name in enumerate(self.output_names)}
 
     def detect(self, images: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """Detect on BGR images; per image ``bboxes`` (K, 4) xyxy original pixels, ``scores``, ``labels``."""
+        """Detect on BGR images; per image ``bboxes`` (K, 4) xyxy original pixels, ``scores``, ``labels``.
+
+        Args:
+            images (Sequence[np.ndarray]): uint8 images of any sizes, ``(h, w, 3)`` BGR (grayscale and
+                BGRA are converted, see the module doc); an empty sequence gives an empty list.
+        """
+        if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
+            raise TypeError(f'detect() takes a list of images, got {type(images).__name__}; '
+                            'for one image: detect([image]).')
         if self.nms != 'onnx':
             raise ValueError(f'This model was exported with --nms {self.nms}: onnxruntime gives final '
                              'detections only for --nms onnx (none: run your own NMS on "predictions"; '
                              'trt: needs TensorRT).')
+        images = [as_bgr_uint8(image, index=index) for index, image in enumerate(images)]
+        if not images:
+            return []
         prepared = [self.preprocess(image) for image in images]
         outputs = self.run(np.stack([inputs for inputs, _ in prepared]))
         return [self._image_detections(outputs, i, params) for i, (_, params) in enumerate(prepared)]
