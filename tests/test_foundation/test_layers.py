@@ -19,7 +19,7 @@ ROOMS_BELOW = {
     'visualization': {'utils', 'models', 'datasets', 'engine'},
     'comparison': {'utils', 'models', 'datasets', 'engine'},
 }
-TOP_LEVEL = {'version'}  # modules directly in the package that every room may import
+TOP_LEVEL = {'version', 'registry'}  # modules directly in the package that every room may import
 
 
 def imported_rooms(path: Path) -> set:
