@@ -66,6 +66,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 
+from yolov7_mmdet.datasets.rect_eval import set_eval_protocol
 from yolov7_mmdet.models.deploy import switch_to_deploy
 from yolov7_mmdet.utils.complexity import network_complexity, unscaled_data_samples
 from yolov7_mmdet.utils.config import config_path
@@ -127,6 +128,7 @@ def resolve_model(name: str) -> ModelSpec:
     """A ``ModelSpec`` from our short name, an ``mmdet::`` config or a config file."""
     if name in OURS:
         cfg = Config.fromfile(config_path(f'yolov7/{name}_8xb16-300e_coco.py'))
+        set_eval_protocol(cfg, 'square')  # every model letterboxed square, as the others evaluate
     elif name.startswith('mmdet::'):
         cfg = Config.fromfile(mmdet_config_path(name))
     elif Path(name).is_file():
