@@ -294,3 +294,25 @@ def test_test_tool_evaluates_either_protocol(tmp_path):
                for i in range(6))  # the inputs differ: 128 x 160 batches, not 128 x 128 images
     with pytest.raises(SystemExit):
         tool.parse_args(['cfg.py', 'ckpt.pth', '--tta', '--eval-protocol', 'official'])
+
+
+@pytest.mark.parametrize('hw, scale, expected_hw, interpolation', [
+    ((333, 500), 96, (63, 96), 'INTER_AREA'),  # floored: 333 * 96 / 500 = 63.9 (mmdet's Resize: 64)
+    ((150, 200), 320, (240, 320), 'INTER_LINEAR'),  # enlarged (the official load_image does too)
+    ((96, 64), 96, (96, 64), None),  # already the size: untouched
+])
+def test_resize_long_side_is_the_official_load_image(hw, scale, expected_hw, interpolation):
+    import cv2
+    from mmcv.transforms import Compose
+
+    from yolov7_mmdet.datasets.transforms import YOLOv7ResizeLongSide
+    image = np.random.default_rng(0).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    results = Compose([YOLOv7ResizeLongSide(scale=scale)])(dict(img=image.copy()))
+    assert results['img'].shape[:2] == results['img_shape'] == expected_hw
+    expected = image if interpolation is None else cv2.resize(
+        image, expected_hw[::-1], interpolation=getattr(cv2, interpolation))
+    np.testing.assert_array_equal(results['img'], expected)
+    gain = expected_hw[0] / hw[0]  # the official scale_coords divides both axes by the height ratio
+    assert results['scale_factor'] == (gain, gain)
+    with pytest.raises(ValueError, match='square scale'):
+        YOLOv7ResizeLongSide(scale=(640, 480))
