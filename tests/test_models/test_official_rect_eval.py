@@ -193,7 +193,7 @@ def test_inputs_and_detections_equal_the_official_test_py(shared_datasets, golde
         ours = batch['inputs'].flip(1)  # BGR -> RGB
         assert ours.shape == official.shape
         difference = (ours.int() - official.int()).abs()
-        assert difference.max() <= 1 and (difference > 0).float().mean() < 0.01  # CPU-dependent resize
+        assert difference.max() <= 1 and (difference > 0).float().mean() < 0.05  # CPU-dependent resize
         # the official input through our model, NMS and rescale (with our loader's metadata)
         with torch.no_grad():
             results = golden_model.test_step(dict(inputs=official.flip(1), data_samples=samples))
