@@ -49,6 +49,7 @@ import bench_assigner_loss as assigner_bench  # noqa: E402
 import yolov7_mmdet  # noqa: E402,F401  (registers the plugin)
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
+from yolov7_mmdet.datasets.rect_eval import set_eval_protocol  # noqa: E402
 from yolov7_mmdet.engine.hooks.ema_hook import YOLOv7ModelEMA  # noqa: E402
 from yolov7_mmdet.utils.timing import interleaved_medians  # noqa: E402
 
@@ -148,6 +149,7 @@ def load_config(path: str, *, size: int, batch: int, workers: int, splits: Optio
                 model_options: Optional[dict] = None) -> Config:
     """``path`` at ``size``, reading ``splits`` (see ``convert_bccd``) if given."""
     cfg = Config.fromfile(path)
+    set_eval_protocol(cfg, 'square')  # one input size for every validation image, as YOLOX's
     resize_pipelines(cfg, {(640, 640): (size, size), (1280, 1280): (size, size),
                                      (-320, -320): (-size // 2, -size // 2)})
     cfg.model.bbox_head.loss.img_size = size  # the loss's size gains follow the input size

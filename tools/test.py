@@ -1,10 +1,14 @@
 """Evaluate a checkpoint; the flags are mmdet 3.3's ``tools/test.py``.
 
     python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis] [--tta] [--deploy]
+        [--eval-protocol {official,square}]
 
 Unlike mmdet's tool, a checkpoint that does not fit the config's model (another variant, another
 ``num_classes``) is an error instead of a warning followed by evaluating random weights. ``--deploy``
 evaluates (and draws) the model after ``switch_to_deploy()``, the graph that is exported.
+``--eval-protocol official`` evaluates as the official ``test.py`` (rectangular batches of 32 sorted by
+aspect ratio: the published numbers; the COCO configs' default), ``square`` letterboxes every image to
+the model size (what exported models take); see ``yolov7_mmdet/datasets/rect_eval.py``.
 """
 import argparse
 import os
@@ -15,6 +19,7 @@ import yolov7_mmdet  # noqa: F401  (registers the plugin; lets torch load our ch
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from yolov7_mmdet.datasets.rect_eval import set_eval_protocol
 from yolov7_mmdet.utils.launch import build_runner, check_checkpoint_fits, load_config
 
 
@@ -34,11 +39,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (horizontal flip)')
     parser.add_argument('--deploy', action='store_true',
                         help='evaluate the inference graph (switch_to_deploy() after loading the checkpoint)')
+    parser.add_argument('--eval-protocol', choices=['official', 'square'],
+                        help="'official': test.py's rectangular batches (the COCO configs' default); "
+                        "'square': every image letterboxed to the model size")
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must name a .pkl or .pickle file')
+    if args.tta and args.eval_protocol == 'official':
+        parser.error('--tta evaluates square images; it cannot be combined with --eval-protocol official')
     return args
 
 
@@ -61,6 +71,8 @@ def main(argv=None) -> dict:
         cfg = trigger_visualization_hook(cfg, args)
     if args.deploy:
         cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='SwitchToDeployHook')]
+    if args.eval_protocol or args.tta:
+        set_eval_protocol(cfg, 'square' if args.tta else args.eval_protocol)
     if args.tta:
         wrap_for_tta(cfg)
     runner = build_runner(cfg)

@@ -59,7 +59,10 @@ train_dataloader = dict(
             data_prefix=dict(img='images/train/'),
             metainfo=dict(classes=classes)),
         pipeline=train_pipeline))
+# square letterbox, one image shape (the COCO configs' official rectangular batches are replaced)
 val_dataloader = dict(
+    batch_sampler=None,
+    collate_fn=dict(_delete_=True, type='pseudo_collate'),
     batch_size=8,
     num_workers=1,
     dataset=dict(

@@ -84,7 +84,10 @@ train_dataloader = dict(
             type='CocoJSONDataset', data_root='', ann_file=train_ann_file,
             data_prefix=dict(img=train_img_dir), metainfo=dict(classes=classes)),
         pipeline=train_pipeline))
+# square letterbox, one image shape (the COCO configs' official rectangular batches are replaced)
 val_dataloader = dict(
+    batch_sampler=None,
+    collate_fn=dict(_delete_=True, type='pseudo_collate'),
     batch_size=train_batch_size_per_gpu,
     num_workers=num_workers,
     dataset=dict(

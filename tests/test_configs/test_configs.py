@@ -75,9 +75,15 @@ def test_config_carries_the_official_recipe(arch):
     assert (hsv['hue_gain'], hsv['saturation_gain'], hsv['value_gain']) == (0.015, 0.7, 0.4)
     assert find(train, 'RandomFlip')['prob'] == 0.5
 
-    letterbox = find(cfg.val_dataloader.dataset.pipeline, 'YOLOv7Letterbox')
+    letterbox = find(cfg.test_pipeline, 'YOLOv7Letterbox')  # the square protocol (export)
     assert letterbox['scale'] == (size, size) and letterbox['allow_scale_up'] is False
+    # evaluation: the official test.py protocol (--img size --batch 32, stride max(strides, 32))
+    assert find(cfg.val_dataloader.dataset.pipeline, 'YOLOv7ResizeLongSide')['scale'] == (size, size)
     assert 'pad_param' in find(cfg.val_dataloader.dataset.pipeline, 'PackDetInputs')['meta_keys']
+    assert cfg.val_dataloader.batch_size == 32 and cfg.test_dataloader == cfg.val_dataloader
+    assert cfg.val_dataloader.batch_sampler.type == 'YOLOv7RectBatchSampler'
+    assert cfg.val_dataloader.collate_fn == dict(type='yolov7_rect_collate', img_size=size,
+                                                 stride=max(max(cfg.model.bbox_head.strides), 32))
 
     assert cfg.default_hooks.param_scheduler.final_lr_factor == lrf
     loss = cfg.model.bbox_head.loss

@@ -22,15 +22,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def set_input_size(node, size: int) -> None:
-    """Point every ``img_scale`` (mosaic, affine) and resize / letterbox ``scale`` at ``size``."""
+    """Point every ``img_scale`` (mosaic, affine), resize / letterbox ``scale`` and the rectangular
+    evaluation collate's ``img_size`` at ``size``."""
     if isinstance(node, (list, tuple)):
         for item in node:
             set_input_size(item, size)
     elif isinstance(node, dict):
         if 'img_scale' in node:
             node['img_scale'] = (size, size)
-        if node.get('type') in ('Resize', 'YOLOv7Letterbox'):
+        if node.get('type') in ('Resize', 'YOLOv7Letterbox', 'YOLOv7ResizeLongSide'):
             node['scale'] = (size, size)
+        if node.get('type') == 'yolov7_rect_collate':  # the official evaluation protocol
+            node['img_size'] = size
         for value in node.values():
             set_input_size(value, size)
 

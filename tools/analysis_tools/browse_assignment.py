@@ -70,10 +70,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
-    """The config with ``--cfg-options`` applied; mmdet's scope made the default."""
+    """The config in the square evaluation protocol with ``--cfg-options`` applied; mmdet's scope
+    made the default."""
     from mmengine.registry import init_default_scope
 
+    from yolov7_mmdet.datasets.rect_eval import set_eval_protocol
+
     cfg = Config.fromfile(config)
+    set_eval_protocol(cfg, 'square')  # one image at a time, letterboxed as in training
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))

@@ -3,7 +3,9 @@
     python tools/deployment/test_onnx.py CONFIG MODEL.onnx [--work-dir DIR] [--out results.pkl]
         [--providers CPUExecutionProvider ...] [--cfg-options k=v ...]
 
-The config's test dataloader and ``data_preprocessor`` prepare the images, onnxruntime runs the model
+The config's test dataloader, in its square form (every image letterboxed to the exported shape; a
+config with the official rectangular batches is switched to it), and ``data_preprocessor`` prepare the
+images, onnxruntime runs the model
 and mmdet's ``CocoMetric`` (the config's ``test_evaluator``) gives the same mAP table as for the
 PyTorch model. A model whose number of classes or normalisation differs from the config's is refused.
 """
@@ -16,6 +18,7 @@ from mmengine.logging import print_log
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin and ONNXRuntimeYOLOv7)
 from mmdet.evaluation import DumpDetResults
+from yolov7_mmdet.datasets.rect_eval import set_eval_protocol
 from yolov7_mmdet.deployment.export import write_output
 from yolov7_mmdet.deployment.runtime import open_session
 from yolov7_mmdet.utils.launch import build_runner, load_config
@@ -49,6 +52,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     open_session(args.model)  # a missing or non-ONNX file: one line, before the dataset is read
     cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir)
+    set_eval_protocol(cfg, 'square')  # an exported model has one input shape
     cfg.model = dict(type='ONNXRuntimeYOLOv7', onnx_file=args.model, providers=args.providers,
                      data_preprocessor=cfg.model.data_preprocessor,
                      num_classes=cfg.model.get('bbox_head', {}).get('num_classes'))

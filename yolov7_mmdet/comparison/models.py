@@ -10,6 +10,7 @@ import yaml
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from ..datasets.rect_eval import set_eval_protocol
 from ..utils.config import config_path
 
 OURS = ('yolov7_tiny', 'yolov7_l', 'yolov7_x', 'yolov7_w6', 'yolov7_e6', 'yolov7_d6', 'yolov7_e6e')
@@ -63,6 +64,7 @@ def resolve_model(name: str) -> ModelSpec:
     """A ``ModelSpec`` from our short name, an ``mmdet::`` config or a config file."""
     if name in OURS:
         cfg = Config.fromfile(config_path(f'yolov7/{name}_8xb16-300e_coco.py'))
+        set_eval_protocol(cfg, 'square')  # every model letterboxed square, as the others evaluate
     elif name.startswith('mmdet::'):
         cfg = Config.fromfile(mmdet_config_path(name))
     elif Path(name).is_file():

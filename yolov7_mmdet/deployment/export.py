@@ -27,7 +27,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
-from ..engine.hooks import atomic_write_bytes
+from ..datasets.rect_eval import square_eval_dataloader
+from ..utils.atomic import atomic_write_bytes
 from ..utils.launch import check_checkpoint_fits
 from ..version import __version__
 from .nms_ops import onnx_nms, trt_nms
@@ -140,8 +141,12 @@ def load_detector(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
 
 
 def _test_pipeline_step(cfg: Config, transform_type: str) -> Optional[dict]:
-    """The first transform of ``type == transform_type`` in the test pipeline, or None."""
-    for step in cfg.test_dataloader.dataset.get('pipeline', []):
+    """The first transform of ``type == transform_type`` in the square test pipeline, or None.
+
+    Exported models take one fixed shape: a config evaluated with the official rectangular batches
+    is described by its square form (``square_eval_dataloader``).
+    """
+    for step in square_eval_dataloader(cfg.test_dataloader)['dataset'].get('pipeline', []):
         if step.get('type') == transform_type:
             return step
     return None

@@ -3,8 +3,11 @@
 # random affine (translate 0.2, scale 0.9 -> s ~ U(0.1, 2.0), no rotation / shear / perspective),
 # mixup 0.15 with Beta(8, 8), HSV gains 0.015 / 0.7 / 0.4, horizontal flip 0.5.
 # Not reproduced: paste_in 0.15 (it needs instance masks; see docs/data_pipeline.md).
-# Evaluation: the long side resized to 640, then letterboxed to 640 x 640 with grey 114 without
-# enlarging (the official test-time loader), COCO bbox mAP with mmdet's CocoMetric.
+# Evaluation: the official test.py protocol of the published numbers (`--img 640 --batch 32`):
+# images sorted by aspect ratio into batches of 32, each batch padded to its own rectangle (grey 114;
+# see yolov7_mmdet/datasets/rect_eval.py), COCO bbox mAP with mmdet's CocoMetric. `test_pipeline` is
+# the square letterbox (every image 640 x 640: what exported models take; tools/test.py
+# --eval-protocol square).
 # mmdet's CocoDataset, with the same classes and palette on the COCO files, whose errors for an
 # image that fails to load say which file and whether it is missing or corrupt
 dataset_type = 'CocoJSONDataset'
@@ -39,6 +42,15 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
 ]
+# The official test-time loading: long side to 640 (floored sizes, INTER_AREA when shrinking); the
+# batch sampler and collate below make the official rectangular batches (stride: the largest, 32).
+official_test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='YOLOv7ResizeLongSide', scale=img_scale),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
+]
 
 train_dataloader = dict(
     batch_size=16,
@@ -57,18 +69,20 @@ train_dataloader = dict(
             backend_args=backend_args),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=8,
+    batch_size=32,  # test.py --batch 32: the batch shapes depend on it
     num_workers=4,
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
+    batch_sampler=dict(type='YOLOv7RectBatchSampler'),
+    collate_fn=dict(type='yolov7_rect_collate', img_size=img_scale[0], stride=32),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='annotations/instances_val2017.json',
         data_prefix=dict(img='val2017/'),
         test_mode=True,
-        pipeline=test_pipeline,
+        pipeline=official_test_pipeline,
         backend_args=backend_args))
 test_dataloader = val_dataloader
 

@@ -25,8 +25,18 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
 ]
 
+official_test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='YOLOv7ResizeLongSide', scale=img_scale),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
+]
+
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# test.py --img 1280 --batch 32; the P6 models' largest stride is 64, so batch shapes are multiples of 64
+val_dataloader = dict(collate_fn=dict(img_size=img_scale[0], stride=64),
+                      dataset=dict(pipeline=official_test_pipeline))
 test_dataloader = val_dataloader
 
 tta_pipeline = [

@@ -4,6 +4,7 @@ from .letterbox import YOLOv7Letterbox
 from .mix_up import YOLOv7MixUp
 from .mosaic import YOLOv7Mosaic
 from .random_affine import YOLOv7RandomAffine
+from .resize_long_side import YOLOv7ResizeLongSide
 
 __all__ = ['YOLOv7HSVRandomAug', 'YOLOv7Letterbox', 'YOLOv7MixUp', 'YOLOv7Mosaic',
-           'YOLOv7RandomAffine']
+           'YOLOv7RandomAffine', 'YOLOv7ResizeLongSide']
