@@ -6,9 +6,11 @@
 Unlike mmdet's tool, a checkpoint that does not fit the config's model (another variant, another
 ``num_classes``) is an error instead of a warning followed by evaluating random weights. ``--deploy``
 evaluates (and draws) the model after ``switch_to_deploy()``, the graph that is exported.
-``--eval-protocol official`` evaluates as the official ``test.py`` (rectangular batches of 32 sorted by
-aspect ratio: the published numbers; the COCO configs' default), ``square`` letterboxes every image to
-the model size (what exported models take); see ``yolov7_mmdet/datasets/rect_eval.py``.
+It evaluates with the protocol that the config validates with (``val_dataloader``): the COCO configs'
+is the official ``test.py`` one (rectangular batches of 32 sorted by aspect ratio: the published
+numbers), the custom and demo configs' the square letterbox; ``--eval-protocol official|square``
+chooses (``square``: every image letterboxed to the model size, what exported models take); see
+``yolov7_mmdet/datasets/rect_eval.py``.
 """
 import argparse
 import os
@@ -19,7 +21,7 @@ import yolov7_mmdet  # noqa: F401  (registers the plugin; lets torch load our ch
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
-from yolov7_mmdet.datasets.rect_eval import set_eval_protocol
+from yolov7_mmdet.datasets.rect_eval import eval_protocol_of, set_eval_protocol
 from yolov7_mmdet.utils.launch import build_runner, check_checkpoint_fits, load_config
 
 
@@ -40,8 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--deploy', action='store_true',
                         help='evaluate the inference graph (switch_to_deploy() after loading the checkpoint)')
     parser.add_argument('--eval-protocol', choices=['official', 'square'],
-                        help="'official': test.py's rectangular batches (the COCO configs' default); "
-                        "'square': every image letterboxed to the model size")
+                        help="'official': test.py's rectangular batches; 'square': every image "
+                        "letterboxed to the model size. Default: the protocol of the config's "
+                        "val_dataloader (the COCO configs: official)")
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -71,8 +74,8 @@ def main(argv=None) -> dict:
         cfg = trigger_visualization_hook(cfg, args)
     if args.deploy:
         cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='SwitchToDeployHook')]
-    if args.eval_protocol or args.tta:
-        set_eval_protocol(cfg, 'square' if args.tta else args.eval_protocol)
+    set_eval_protocol(cfg, 'square' if args.tta else
+                      args.eval_protocol or eval_protocol_of(cfg.val_dataloader))
     if args.tta:
         wrap_for_tta(cfg)
     runner = build_runner(cfg)

@@ -59,13 +59,18 @@ train_dataloader = dict(
             data_prefix=dict(img='images/train/'),
             metainfo=dict(classes=classes)),
         pipeline=train_pipeline))
-# square letterbox, one image shape (the COCO configs' official rectangular batches are replaced)
+# square letterbox, one image shape: the whole loader, without the COCO base's rectangular
+# batch sampler and collate (DetInferencer reads test_dataloader's collate_fn as a registry name)
 val_dataloader = dict(
-    batch_sampler=None,
-    collate_fn=dict(_delete_=True, type='pseudo_collate'),
+    _delete_=True,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
     batch_size=8,
     num_workers=1,
     dataset=dict(
+        type='CocoJSONDataset',
+        test_mode=True,
         data_root=data_root,
         ann_file='annotations/val.json',
         data_prefix=dict(img='images/val/'),

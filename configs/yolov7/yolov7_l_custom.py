@@ -85,16 +85,19 @@ train_dataloader = dict(
             type='CocoJSONDataset', data_root='', ann_file=train_ann_file,
             data_prefix=dict(img=train_img_dir), metainfo=dict(classes=classes)),
         pipeline=train_pipeline))
-# square letterbox, one image shape (the COCO configs' official rectangular batches are replaced)
+# square letterbox, one image shape: the whole loader, without the COCO base's rectangular
+# batch sampler and collate (DetInferencer reads test_dataloader's collate_fn as a registry name)
 val_dataloader = dict(
-    batch_sampler=None,
-    collate_fn=dict(_delete_=True, type='pseudo_collate'),
+    _delete_=True,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
     batch_size=train_batch_size_per_gpu,
     num_workers=num_workers,
     dataset=dict(
-        type='CocoJSONDataset', data_root='', ann_file=val_ann_file,
+        type='CocoJSONDataset', data_root='', ann_file=val_ann_file, test_mode=True,
         data_prefix=dict(img=val_img_dir), metainfo=dict(classes=classes),
-        pipeline=test_pipeline))
+        pipeline=test_pipeline, backend_args=None))
 test_dataloader = val_dataloader if test_ann_file is None else dict(
     val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file=test_ann_file,
                                  data_prefix=dict(img=test_img_dir)))

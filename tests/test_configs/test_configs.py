@@ -80,7 +80,11 @@ def test_config_carries_the_official_recipe(arch):
     # evaluation: the official test.py protocol (--img size --batch 32, stride max(strides, 32))
     assert find(cfg.val_dataloader.dataset.pipeline, 'YOLOv7ResizeLongSide')['scale'] == (size, size)
     assert 'pad_param' in find(cfg.val_dataloader.dataset.pipeline, 'PackDetInputs')['meta_keys']
-    assert cfg.val_dataloader.batch_size == 32 and cfg.test_dataloader == cfg.val_dataloader
+    assert cfg.val_dataloader.batch_size == 32
+    # test_dataloader: the square form, for DetInferencer, export and mmdet's tools (tools/test.py
+    # evaluates with val_dataloader's protocol)
+    assert cfg.test_dataloader.dataset.pipeline == cfg.test_pipeline
+    assert 'batch_sampler' not in cfg.test_dataloader and 'collate_fn' not in cfg.test_dataloader
     assert cfg.val_dataloader.batch_sampler.type == 'YOLOv7RectBatchSampler'
     assert cfg.val_dataloader.collate_fn == dict(type='yolov7_rect_collate', img_size=size,
                                                  stride=max(max(cfg.model.bbox_head.strides), 32))

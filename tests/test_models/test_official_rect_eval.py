@@ -33,8 +33,8 @@ from test_official_checkpoint import official_state_with_anchors
 from test_official_conversion import FIXTURES, load_converter_tool
 from yolov7_builders import build_model
 
-from yolov7_mmdet.datasets.rect_eval import (YOLOv7RectBatchSampler, rect_batch_shape, set_eval_protocol,
-                                             yolov7_rect_collate)
+from yolov7_mmdet.datasets.rect_eval import (YOLOv7RectBatchSampler, eval_protocol_of, rect_batch_shape,
+                                             set_eval_protocol, yolov7_rect_collate)
 from yolov7_mmdet.datasets.sources.coco_json import write_coco_json
 from yolov7_mmdet.datasets.sources.yolo_txt import read_yolo_txt
 
@@ -71,9 +71,9 @@ def coco128(shared_datasets, tmp_path_factory):
 
 
 def rect_loader(ann_file, image_dir, *, img_size: int, batch_size: int, stride: int):
-    """The tiny COCO config's test loader (the official protocol) on ``ann_file`` at ``img_size``."""
+    """The tiny COCO config's validation loader (the official protocol) on ``ann_file`` at ``img_size``."""
     init_default_scope('mmdet')
-    loader = Config.fromfile(str(TINY_COCO)).test_dataloader
+    loader = Config.fromfile(str(TINY_COCO)).val_dataloader
     loader.dataset.update(data_root='', ann_file=str(ann_file), data_prefix=dict(img=f'{image_dir}/'))
     loader.dataset.pipeline[1].scale = img_size
     loader.collate_fn.update(img_size=img_size, stride=stride)
@@ -237,17 +237,22 @@ def test_ranks_take_whole_batches_and_every_image_once(monkeypatch):
 
 def test_protocols_convert_both_ways():
     cfg = Config.fromfile(str(TINY_COCO))
-    official = cfg.test_dataloader.to_dict()
+    official = cfg.val_dataloader.to_dict()
+    assert (eval_protocol_of(cfg.val_dataloader), eval_protocol_of(cfg.test_dataloader)) == (
+        'official', 'square')  # test_dataloader: square for DetInferencer, export, mmdet's tools
+    assert cfg.test_dataloader.dataset.pipeline == cfg.test_pipeline
     set_eval_protocol(cfg, 'square')
-    assert cfg.test_dataloader.dataset.pipeline == cfg.test_pipeline  # the config's square letterbox
-    assert 'batch_sampler' not in cfg.test_dataloader and 'collate_fn' not in cfg.val_dataloader
+    assert cfg.val_dataloader.dataset.pipeline == cfg.test_pipeline  # the config's square letterbox
+    assert 'batch_sampler' not in cfg.val_dataloader and 'collate_fn' not in cfg.val_dataloader
     set_eval_protocol(cfg, 'official')
-    assert cfg.test_dataloader.to_dict() == official
+    assert cfg.val_dataloader.to_dict() == official
+    assert eval_protocol_of(cfg.test_dataloader) == 'official'
     p6 = Config.fromfile(str(CONFIGS / 'yolov7' / 'yolov7_w6_8xb16-300e_coco.py'))
-    assert p6.test_dataloader.collate_fn == dict(type='yolov7_rect_collate', img_size=1280, stride=64)
+    assert p6.val_dataloader.collate_fn == dict(type='yolov7_rect_collate', img_size=1280, stride=64)
+    assert p6.test_dataloader.dataset.pipeline == p6.test_pipeline
     custom = Config.fromfile(str(CONFIGS / 'yolov7' / 'yolov7_tiny_custom.py'))
-    assert custom.test_dataloader.get('batch_sampler') is None  # custom configs stay square
-    assert custom.test_dataloader.collate_fn == dict(type='pseudo_collate')
+    assert eval_protocol_of(custom.val_dataloader) == 'square'  # custom configs stay square
+    assert 'collate_fn' not in custom.test_dataloader and 'batch_sampler' not in custom.test_dataloader
     set_eval_protocol(custom, 'official')
     assert custom.test_dataloader.batch_size == 32 and custom.test_dataloader.collate_fn.stride == 32
     with pytest.raises(ValueError, match="'official' or 'square'"):

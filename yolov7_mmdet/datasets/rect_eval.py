@@ -22,7 +22,9 @@ settings are the head's defaults (``DEFAULT_TEST_CFG``: multi-label, 0.001, IoU 
 
 :func:`set_eval_protocol` switches a config's ``test_dataloader`` (and ``val_dataloader``) between
 this protocol (``'official'``) and the square letterbox (``'square'``, one shape for every image:
-what exported models take).
+what exported models take). The COCO configs validate with it; their ``test_dataloader`` is the
+square form, for what reads it without our tools (``DetInferencer``, export, mmdet's tools), and
+``tools/test.py`` evaluates with the protocol of ``val_dataloader`` (:func:`eval_protocol_of`).
 """
 from __future__ import annotations
 
@@ -215,6 +217,12 @@ def square_eval_dataloader(loader: dict) -> dict:
     if loader.get('collate_fn', {}).get('type') == 'yolov7_rect_collate':
         loader.pop('collate_fn')
     return loader
+
+
+def eval_protocol_of(loader: dict) -> str:
+    """``'official'`` for a loader with :class:`YOLOv7RectBatchSampler`, else ``'square'``."""
+    batch_sampler = loader.get('batch_sampler') or {}
+    return 'official' if batch_sampler.get('type') == 'YOLOv7RectBatchSampler' else 'square'
 
 
 def set_eval_protocol(cfg, protocol: str, *, batch_size: int = OFFICIAL_BATCH_SIZE) -> None:

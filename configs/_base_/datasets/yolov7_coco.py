@@ -84,7 +84,16 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=official_test_pipeline,
         backend_args=backend_args))
-test_dataloader = val_dataloader
+# tools/test.py evaluates as the config validates (the official protocol above; --eval-protocol
+# square for the other). test_dataloader itself is the square letterbox, one shape per image, for
+# what reads it without our tools: DetInferencer / init_detector, export, mmdet's own tools.
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(val_dataloader['dataset'], pipeline=test_pipeline))
 
 val_evaluator = dict(
     type='CocoMetric',

@@ -37,7 +37,7 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 # test.py --img 1280 --batch 32; the P6 models' largest stride is 64, so batch shapes are multiples of 64
 val_dataloader = dict(collate_fn=dict(img_size=img_scale[0], stride=64),
                       dataset=dict(pipeline=official_test_pipeline))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
 tta_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
