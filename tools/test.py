@@ -8,6 +8,7 @@ evaluates (and draws) the model after ``switch_to_deploy()``, the graph that is 
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 
@@ -15,6 +16,7 @@ import yolov7_mmdet  # noqa: F401  (registers the plugin; lets torch load our ch
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from yolov7_mmdet.utils.checkpoint import CheckpointError
 from yolov7_mmdet.utils.launch import build_runner, check_checkpoint_fits, load_config
 
 
@@ -71,4 +73,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as error:  # a checkpoint that is unsafe, broken or does not fit: no traceback
+        sys.exit(f'test.py: error: {error}')

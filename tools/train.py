@@ -4,11 +4,14 @@
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin; lets torch load our checkpoints)
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from yolov7_mmdet.engine.hooks import NonFiniteLossError, TrainingInterrupted
+from yolov7_mmdet.utils.checkpoint import CheckpointError
 from yolov7_mmdet.utils.launch import build_runner, load_config
 
 
@@ -69,4 +72,9 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (CheckpointError, NonFiniteLossError) as error:  # the message says all: no traceback
+        sys.exit(f'train.py: error: {error}')
+    except TrainingInterrupted as interrupt:  # the checkpoint it saved is already logged
+        sys.exit(interrupt.exit_status)

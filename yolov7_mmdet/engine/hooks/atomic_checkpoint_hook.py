@@ -18,6 +18,24 @@ bookkeeping: write the checkpoint, then ``last_checkpoint`` (atomically), then d
 Remaining window, documented: a new *best* checkpoint is written after the old best is deleted
 (mmengine's ``_save_best_checkpoint``); resuming never needs the best checkpoint.
 
+``last_checkpoint`` holds the checkpoint's path relative to the work dir (when it lies inside it), so
+a moved or copied work dir resumes from its own files (``CheckpointLoadCheckHook`` reads it, and
+mmengine's absolute paths too).
+
+No checkpoint is written whose model or EMA weights hold NaN or inf: the loss can stay finite while
+the weights blow up (a huge learning rate); :meth:`AtomicCheckpointHook.before_save_checkpoint`
+raises :class:`NonFiniteWeightsError`, which stops training with the last good checkpoint intact.
+
+SIGINT (Ctrl-C) and SIGTERM (what a cluster scheduler sends before killing a job) do not lose the
+epoch: the hook lets the optimizer step in progress finish (with gradient accumulation, up to
+``accumulate - 1`` more iterations, so that no accumulated gradient is lost), saves
+``iter_<N>.pth`` like any checkpoint, logs one line and raises :class:`TrainingInterrupted`
+(``tools/train.py`` exits with 130 / 143, no traceback). The checkpoint records how many batches of
+the epoch were done; ``--resume`` skips exactly those indices of the epoch's sampler order (the
+sampler is seeded per epoch), so the resumed run continues with the next batch, as if never
+stopped. A second signal stops at once, without saving. Only single-process runs install the
+handlers: in a distributed run the ranks could see a signal at different iterations.
+
 A kill during a write leaves the hidden temporary file (``.epoch_3.pth.<32 hex digits>.tmp``).
 When training starts, the hook removes the files of exactly that name pattern from the checkpoint
 folder and the work dir (rank 0, local folders only) and logs a warning that lists them.
@@ -27,13 +45,18 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
+import signal
 import uuid
+from typing import Iterator
 
-from mmengine.dist import is_main_process
+import torch
+from mmengine.dist import get_world_size, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 
 from mmdet.registry import HOOKS
+from ...utils.checkpoint import CheckpointError, first_non_finite
+from .checkpoint_load_hook import last_checkpoint_record, latest_checkpoint, resolve_auto_resume
 
 ATOMIC_BACKEND = 'yolov7_atomic_local'
 # '.<file name>.<uuid4 hex>.tmp', the temporary file of atomic_write_bytes
@@ -96,6 +119,45 @@ class AtomicLocalBackend(LocalBackend):
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
 
 
+class NonFiniteWeightsError(CheckpointError):
+    """The weights about to be saved hold NaN or inf; nothing was written."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after saving a checkpoint to resume from.
+
+    Attributes:
+        exit_status: The conventional status of a process ended by that signal (128 + number).
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_status = 128 + signum
+
+
+class _SkipFirstIndices:
+    """A sampler that drops the first ``count`` indices of its first pass (mid-epoch resume)."""
+
+    def __init__(self, sampler, count: int) -> None:
+        self.sampler = sampler
+        self.count = count
+
+    def __iter__(self) -> Iterator[int]:
+        indices = iter(self.sampler)
+        for _ in range(self.count):
+            next(indices, None)
+        self.count = 0
+        return indices
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getattr__(self, name: str):  # set_epoch, seed, ... of the wrapped sampler
+        if name == 'sampler':
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine ``CheckpointHook`` that a kill can never leave without a valid latest checkpoint.
@@ -112,10 +174,90 @@ class AtomicCheckpointHook(CheckpointHook):
         super().__init__(*args, out_dir=out_dir, backend_args=backend_args,
                          file_client_args=file_client_args, **kwargs)
 
+    def before_run(self, runner) -> None:
+        super().before_run(runner)
+        resolve_auto_resume(runner)  # this hook writes last_checkpoint relative to the work dir
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
         if is_main_process() and self.backend_args == dict(backend=ATOMIC_BACKEND):
             self._remove_stale_temp_files(runner)
+        self._signal, self._told, self._previous_handlers = None, False, {}
+        if get_world_size() == 1:
+            self._previous_handlers = {signum: signal.signal(signum, self._on_signal)
+                                       for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def after_train(self, runner) -> None:
+        self._restore_signal_handlers()
+        super().after_train(runner)
+
+    def _on_signal(self, signum, frame) -> None:
+        """Note the signal; the next one gets Python's default behaviour (stop at once)."""
+        self._signal = signum
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in getattr(self, '_previous_handlers', {}).items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+        if getattr(self, '_signal', None) is None:
+            return
+        stepped = getattr(runner.optim_wrapper, 'should_update', lambda: True)()
+        if stepped:  # no accumulated gradient is pending: the state is complete
+            self._save_interrupted(runner, batch_idx)
+        elif not self._told:
+            self._told = True
+            runner.logger.warning(f'{signal.Signals(self._signal).name}: finishing the gradient '
+                                  'accumulation in progress, then saving a checkpoint (again: stop now)')
+
+    def _save_interrupted(self, runner, batch_idx: int) -> None:
+        """Save ``iter_<N>.pth`` (N iterations done), log one line, raise :class:`TrainingInterrupted`."""
+        signum, done = self._signal, batch_idx + 1
+        self._restore_signal_handlers()
+        filename = f'iter_{runner.iter + 1}.pth'
+        runner.save_checkpoint(
+            self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=dict(epoch_batches_done=done),
+            by_epoch=False, backend_args=self.backend_args, **self.args)
+        path = self.file_backend.join_path(self.out_dir, filename)
+        if is_main_process():
+            atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
+                               last_checkpoint_record(runner.work_dir, path).encode())
+        message = (f'{signal.Signals(signum).name}: saved {path} after iteration {runner.iter + 1} (epoch '
+                   f'{runner.epoch + 1}, batch {done}/{len(runner.train_dataloader)}); --resume continues '
+                   f'exactly there, with batch {done + 1} of epoch {runner.epoch + 1}')
+        runner.logger.warning(message)
+        raise TrainingInterrupted(signum, message)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """On resume from a mid-epoch (interrupted) checkpoint, skip that epoch's done batches."""
+        done = checkpoint.get('meta', {}).get('epoch_batches_done')
+        if not runner._resume or not done:
+            return
+        batch_sampler = runner.train_dataloader.batch_sampler
+        if type(batch_sampler) is not torch.utils.data.BatchSampler:
+            raise CheckpointError(
+                f'the checkpoint was saved after batch {done} of an epoch, but this train_dataloader\'s '
+                f'{type(batch_sampler).__name__} cannot skip batches: resume from an end-of-epoch '
+                f'checkpoint instead')
+        batch_sampler.sampler = _SkipFirstIndices(batch_sampler.sampler, done * batch_sampler.batch_size)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Refuse weights with NaN or inf (runs after the EMA hook has added its weights)."""
+        for part in ('state_dict', 'ema_state_dict'):
+            broken = first_non_finite(checkpoint.get(part) or {})
+            if broken is not None:
+                key, bad, total = broken
+                meta = checkpoint.get('meta', {})
+                last = latest_checkpoint(runner.work_dir)
+                raise NonFiniteWeightsError(
+                    f'not saving the checkpoint of epoch {meta.get("epoch")}, iteration {meta.get("iter")}: '
+                    f'{key} ({part}) has {bad} of {total} values NaN or inf although the loss stayed finite '
+                    f'(diverged: learning rate too high?). Training stopped; '
+                    + (f'the last good checkpoint is {last}.' if last else 'no checkpoint was saved.'))
 
     def _remove_stale_temp_files(self, runner) -> None:
         """Remove what an interrupted write left (see the module docstring), and say so."""
@@ -140,7 +282,8 @@ class AtomicCheckpointHook(CheckpointHook):
             backend_args=self.backend_args, **self.args)
         if not is_main_process():
             return
-        atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'), str(self.last_ckpt).encode())
+        atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
+                           last_checkpoint_record(runner.work_dir, self.last_ckpt).encode())
         if stale_step is not None:
             self._remove_checkpoint(self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(stale_step)))
