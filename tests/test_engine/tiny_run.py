@@ -1,4 +1,4 @@
-"""A yolov7-tiny config on a few demo images, for the tests that run the real command-line tools.
+"""A yolov7-tiny (or L) config on a few demo images, for the tests that run the real command-line tools.
 
 ``write_tiny_config`` fills the first block of ``configs/yolov7/yolov7_tiny_custom.py`` (the config
 that ``create_config.py`` writes) with a 4-image demo dataset at 64 pixels, batch 2, no workers and
@@ -14,27 +14,28 @@ from pathlib import Path
 from yolov7_mmdet.datasets.demo import CLASSES, make_demo_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO_ROOT / 'configs' / 'yolov7' / 'yolov7_tiny_custom.py'
 
 
 def write_tiny_config(folder: Path, data_root: Path, *, max_epochs: int = 1, num_train: int = 4,
-                      extra: str = '') -> Path:
-    """Write ``folder/tiny.py`` (training on ``data_root``'s demo images) and return its path.
+                      arch: str = 'tiny', extra: str = '') -> Path:
+    """Write ``folder/<arch>.py`` (training on ``data_root``'s demo images) and return its path.
 
     Args:
         folder: Where the config goes.
         data_root: Folder of the demo dataset (made here when absent).
         max_epochs: Length of the run.
         num_train: Number of training images (two per iteration).
+        arch: ``tiny`` or ``l``: the variant's ``configs/yolov7/yolov7_<arch>_custom.py``.
         extra: Config lines appended at the end.
     """
+    template = REPO_ROOT / 'configs' / 'yolov7' / f'yolov7_{arch}_custom.py'
     make_demo_dataset(data_root, num_train=num_train, num_val=2, image_size=64, seed=3)
     values = dict(
         train_ann_file=data_root / 'annotations' / 'train.json', train_img_dir=f'{data_root}/images/train/',
         val_ann_file=data_root / 'annotations' / 'val.json', val_img_dir=f'{data_root}/images/val/',
         classes=CLASSES, img_scale=(64, 64), train_batch_size_per_gpu=2, max_epochs=max_epochs,
         auto_anchor=False, num_workers=0)
-    lines = TEMPLATE.read_text().splitlines()
+    lines = template.read_text().splitlines()
     for index, line in enumerate(lines):
         name = line.split('=')[0].strip()
         if name in values and not line.startswith(' '):
@@ -47,9 +48,9 @@ def write_tiny_config(folder: Path, data_root: Path, *, max_epochs: int = 1, num
                     'env_cfg = dict(cudnn_benchmark=True)': 'env_cfg = dict(cudnn_benchmark=False)'}
     text = '\n'.join(lines) + '\n'
     for old, new in replacements.items():
-        assert old in text, f'{TEMPLATE} changed: no {old!r}'
+        assert old in text, f'{template} changed: no {old!r}'
         text = text.replace(old, new)
-    path = folder / 'tiny.py'
+    path = folder / f'{arch}.py'
     path.write_text(text + extra)
     return path
 
