@@ -27,14 +27,16 @@ the weights blow up (a huge learning rate); :meth:`AtomicCheckpointHook.before_s
 raises :class:`NonFiniteWeightsError`, which stops training with the last good checkpoint intact.
 
 SIGINT (Ctrl-C) and SIGTERM (what a cluster scheduler sends before killing a job) do not lose the
-epoch: the hook lets the optimizer step in progress finish (with gradient accumulation, up to
-``accumulate - 1`` more iterations, so that no accumulated gradient is lost), saves
-``iter_<N>.pth`` like any checkpoint, logs one line and raises :class:`TrainingInterrupted`
-(``tools/train.py`` exits with 130 / 143, no traceback). The checkpoint records how many batches of
-the epoch were done; ``--resume`` skips exactly those indices of the epoch's sampler order (the
-sampler is seeded per epoch), so the resumed run continues with the next batch, as if never
-stopped. A second signal stops at once, without saving. Only single-process runs install the
-handlers: in a distributed run the ranks could see a signal at different iterations.
+epoch: after the iteration in progress the hook saves ``iter_<N>.pth`` like any checkpoint, logs
+one line and raises :class:`TrainingInterrupted` (``tools/train.py`` exits with 130 / 143, no
+traceback). The checkpoint also records how many batches of the epoch were done, the gradients
+accumulated since the last optimizer step, and torch's generator state at the start of the epoch.
+``--resume`` skips exactly the done indices of the epoch's sampler order (the sampler is seeded per
+epoch), restores the accumulated gradients and the random state, and continues with the next batch
+as if never stopped (bit for bit on a CPU with ``num_workers=0`` or non-persistent workers, like an
+end-of-epoch resume, see ``RNGStateHook``). A second signal stops at once, without saving. Only
+single-process runs install the handlers: in a distributed run the ranks could see a signal at
+different iterations.
 
 A kill during a write leaves the hidden temporary file (``.epoch_3.pth.<32 hex digits>.tmp``).
 When training starts, the hook removes the files of exactly that name pattern from the checkpoint
@@ -47,7 +49,7 @@ import os.path as osp
 import re
 import signal
 import uuid
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from mmengine.dist import get_world_size, is_main_process
@@ -57,6 +59,7 @@ from mmengine.hooks import CheckpointHook
 from mmdet.registry import HOOKS
 from ...utils.checkpoint import CheckpointError, first_non_finite
 from .checkpoint_load_hook import last_checkpoint_record, latest_checkpoint, resolve_auto_resume
+from .rng_state_hook import restore_rng_state
 
 ATOMIC_BACKEND = 'yolov7_atomic_local'
 # '.<file name>.<uuid4 hex>.tmp', the temporary file of atomic_write_bytes
@@ -136,16 +139,23 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class _SkipFirstIndices:
-    """A sampler that drops the first ``count`` indices of its first pass (mid-epoch resume)."""
+    """A sampler that drops the first ``count`` indices of its first pass (mid-epoch resume).
 
-    def __init__(self, sampler, count: int) -> None:
+    ``on_first_pass`` runs when that pass starts: at the first batch the loader fetches, after the
+    loader's iterator has drawn its base seed, before any sample is loaded.
+    """
+
+    def __init__(self, sampler, count: int, on_first_pass: Callable[[], None]) -> None:
         self.sampler = sampler
         self.count = count
+        self.on_first_pass = on_first_pass
 
     def __iter__(self) -> Iterator[int]:
         indices = iter(self.sampler)
         for _ in range(self.count):
             next(indices, None)
+        if self.count:
+            self.on_first_pass()
         self.count = 0
         return indices
 
@@ -158,6 +168,23 @@ class _SkipFirstIndices:
         return getattr(self.sampler, name)
 
 
+def _accumulated_grads(runner) -> dict:
+    """The gradients accumulated since the last optimizer step, by parameter name (empty after one)."""
+    if getattr(runner.optim_wrapper, 'should_update', lambda: True)():
+        return {}
+    model = getattr(runner.model, 'module', runner.model)
+    return {name: param.grad.detach().clone() for name, param in model.named_parameters()
+            if param.grad is not None}
+
+
+@torch.no_grad()
+def _restore_accumulated_grads(runner, grads: dict) -> None:
+    model = getattr(runner.model, 'module', runner.model)
+    for name, param in model.named_parameters():
+        if name in grads:
+            param.grad = grads[name].to(param.device)
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine ``CheckpointHook`` that a kill can never leave without a valid latest checkpoint.
@@ -168,6 +195,7 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def __init__(self, *args, out_dir: str | None = None, backend_args: dict | None = None,
                  file_client_args: dict | None = None, **kwargs) -> None:
+        self._resumed_epoch_start_rng = None
         is_local = out_dir is None or '://' not in str(out_dir)
         if backend_args is None and file_client_args is None and is_local:
             backend_args = dict(backend=ATOMIC_BACKEND)
@@ -182,7 +210,8 @@ class AtomicCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if is_main_process() and self.backend_args == dict(backend=ATOMIC_BACKEND):
             self._remove_stale_temp_files(runner)
-        self._signal, self._told, self._previous_handlers = None, False, {}
+        self._signal, self._previous_handlers = None, {}
+        self._epoch_start_rng = None
         if get_world_size() == 1:
             self._previous_handlers = {signum: signal.signal(signum, self._on_signal)
                                        for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -203,15 +232,8 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
-        if getattr(self, '_signal', None) is None:
-            return
-        stepped = getattr(runner.optim_wrapper, 'should_update', lambda: True)()
-        if stepped:  # no accumulated gradient is pending: the state is complete
+        if getattr(self, '_signal', None) is not None:
             self._save_interrupted(runner, batch_idx)
-        elif not self._told:
-            self._told = True
-            runner.logger.warning(f'{signal.Signals(self._signal).name}: finishing the gradient '
-                                  'accumulation in progress, then saving a checkpoint (again: stop now)')
 
     def _save_interrupted(self, runner, batch_idx: int) -> None:
         """Save ``iter_<N>.pth`` (N iterations done), log one line, raise :class:`TrainingInterrupted`."""
@@ -220,21 +242,39 @@ class AtomicCheckpointHook(CheckpointHook):
         filename = f'iter_{runner.iter + 1}.pth'
         runner.save_checkpoint(
             self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler, meta=dict(epoch_batches_done=done),
+            save_param_scheduler=self.save_param_scheduler,
+            meta=dict(epoch_batches_done=done, epoch_start_rng=self._epoch_start_rng,
+                      accumulated_grads=_accumulated_grads(runner)),
             by_epoch=False, backend_args=self.backend_args, **self.args)
         path = self.file_backend.join_path(self.out_dir, filename)
         if is_main_process():
             atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
                                last_checkpoint_record(runner.work_dir, path).encode())
+        batches = len(runner.train_dataloader)
+        following = f'batch {done + 1} of epoch {runner.epoch + 1}' if done < batches else f'epoch {runner.epoch + 2}'
         message = (f'{signal.Signals(signum).name}: saved {path} after iteration {runner.iter + 1} (epoch '
-                   f'{runner.epoch + 1}, batch {done}/{len(runner.train_dataloader)}); --resume continues '
-                   f'exactly there, with batch {done + 1} of epoch {runner.epoch + 1}')
+                   f'{runner.epoch + 1}, batch {done}/{batches}); --resume continues exactly there, with '
+                   f'{following}')
         runner.logger.warning(message)
         raise TrainingInterrupted(signum, message)
 
+    def before_train_epoch(self, runner) -> None:
+        """Note torch's generator before the epoch's loader iterator draws its base seed from it; on
+        a mid-epoch resume, set it back to that state (see :meth:`after_load_checkpoint`)."""
+        if self._resumed_epoch_start_rng is not None:
+            torch.set_rng_state(self._resumed_epoch_start_rng)
+            self._resumed_epoch_start_rng = None
+        self._epoch_start_rng = torch.get_rng_state()
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """On resume from a mid-epoch (interrupted) checkpoint, skip that epoch's done batches."""
-        done = checkpoint.get('meta', {}).get('epoch_batches_done')
+        """On resume from a mid-epoch (interrupted) checkpoint, skip that epoch's done batches.
+
+        With ``RNGStateHook``'s saved state, the random draws repeat the uninterrupted run's: the
+        epoch's loader iterator draws its base seed from torch's generator as it was when the epoch
+        started, and the first loaded batch sees the generators as they were at the save.
+        """
+        meta = checkpoint.get('meta', {})
+        done = meta.get('epoch_batches_done')
         if not runner._resume or not done:
             return
         batch_sampler = runner.train_dataloader.batch_sampler
@@ -243,7 +283,18 @@ class AtomicCheckpointHook(CheckpointHook):
                 f'the checkpoint was saved after batch {done} of an epoch, but this train_dataloader\'s '
                 f'{type(batch_sampler).__name__} cannot skip batches: resume from an end-of-epoch '
                 f'checkpoint instead')
-        batch_sampler.sampler = _SkipFirstIndices(batch_sampler.sampler, done * batch_sampler.batch_size)
+        saved_rng = checkpoint.get('rng_state')
+        if saved_rng is not None and 'epoch_start_rng' in meta:
+            self._resumed_epoch_start_rng = meta['epoch_start_rng']
+
+        def continue_where_stopped() -> None:
+            """After ``before_train_epoch`` (which zeroes the gradients), before the first batch."""
+            _restore_accumulated_grads(runner, meta.get('accumulated_grads') or {})
+            if saved_rng is not None:
+                restore_rng_state(saved_rng)
+
+        batch_sampler.sampler = _SkipFirstIndices(batch_sampler.sampler, done * batch_sampler.batch_size,
+                                                  on_first_pass=continue_where_stopped)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Refuse weights with NaN or inf (runs after the EMA hook has added its weights)."""
