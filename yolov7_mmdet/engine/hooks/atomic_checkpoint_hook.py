@@ -191,11 +191,16 @@ class AtomicCheckpointHook(CheckpointHook):
 
     Same arguments as ``CheckpointHook``. Unless ``backend_args`` / ``file_client_args`` are given or
     ``out_dir`` is remote (``s3://...``), checkpoints are written through :class:`AtomicLocalBackend`.
+    It also writes ``last_checkpoint`` relative to the work dir, refuses to save non-finite weights,
+    and saves a checkpoint to resume from exactly on SIGINT / SIGTERM (see the module docstring).
     """
 
     def __init__(self, *args, out_dir: str | None = None, backend_args: dict | None = None,
                  file_client_args: dict | None = None, **kwargs) -> None:
-        self._resumed_epoch_start_rng = None
+        self._signal: int | None = None
+        self._previous_handlers: dict = {}
+        self._epoch_start_rng: torch.Tensor | None = None
+        self._resumed_epoch_start_rng: torch.Tensor | None = None
         is_local = out_dir is None or '://' not in str(out_dir)
         if backend_args is None and file_client_args is None and is_local:
             backend_args = dict(backend=ATOMIC_BACKEND)
@@ -210,29 +215,35 @@ class AtomicCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if is_main_process() and self.backend_args == dict(backend=ATOMIC_BACKEND):
             self._remove_stale_temp_files(runner)
-        self._signal, self._previous_handlers = None, {}
-        self._epoch_start_rng = None
+        self._signal = None
         if get_world_size() == 1:
-            self._previous_handlers = {signum: signal.signal(signum, self._on_signal)
-                                       for signum in (signal.SIGINT, signal.SIGTERM)}
+            self._install_signal_handlers()
 
     def after_train(self, runner) -> None:
         self._restore_signal_handlers()
         super().after_train(runner)
 
+    def _install_signal_handlers(self) -> None:
+        """Catch SIGINT and SIGTERM, unless they are ignored (``nohup``, a background job)."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if previous is not signal.SIG_IGN:
+                self._previous_handlers[signum] = previous
+                signal.signal(signum, self._on_signal)
+
     def _on_signal(self, signum, frame) -> None:
-        """Note the signal; the next one gets Python's default behaviour (stop at once)."""
+        """Note the signal; the next one gets the previous handler (Ctrl-C: stop at once)."""
         self._signal = signum
-        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        signal.signal(signum, self._previous_handlers.get(signum, signal.SIG_DFL))
 
     def _restore_signal_handlers(self) -> None:
-        for signum, handler in getattr(self, '_previous_handlers', {}).items():
+        for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
-        if getattr(self, '_signal', None) is not None:
+        if self._signal is not None:
             self._save_interrupted(runner, batch_idx)
 
     def _save_interrupted(self, runner, batch_idx: int) -> None:
@@ -295,6 +306,8 @@ class AtomicCheckpointHook(CheckpointHook):
 
         batch_sampler.sampler = _SkipFirstIndices(batch_sampler.sampler, done * batch_sampler.batch_size,
                                                   on_first_pass=continue_where_stopped)
+        runner.logger.info(f'Resuming in the middle of epoch {meta["epoch"] + 1}: its first {done} batches '
+                           f'were done before the interruption and are skipped')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Refuse weights with NaN or inf (runs after the EMA hook has added its weights)."""
