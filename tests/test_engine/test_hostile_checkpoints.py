@@ -198,3 +198,9 @@ def test_load_from_another_variant_is_refused_unless_partial_load_is_allowed(tmp
     [line] = [line for line in result.stderr.splitlines() if line.startswith('train.py: error:')]
     assert f'load_from {checkpoint}: holds only ' in line and 'it fits yolov7-tiny (100%' in line
     assert 'allow_partial_load = True' in line and not list((tmp_path / 'work').rglob('*.pth'))
+
+
+def test_test_tool_missing_checkpoint_is_one_line(tmp_path):
+    result = run_tool(['tools/test.py', TINY_CONFIG, tmp_path / 'missing.pth'], cwd=tmp_path)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == f"test.py: error: Checkpoint '{tmp_path / 'missing.pth'}' does not exist."

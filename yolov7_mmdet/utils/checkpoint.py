@@ -39,6 +39,10 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: unreadable, truncated, or with non-finite weights."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist."""
+
+
 class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """The file names a global outside the allowlist; nothing of it was run."""
 
@@ -113,14 +117,14 @@ def load_checkpoint_safely(filename: str, map_location=None) -> Any:
         map_location: As for ``torch.load``.
 
     Raises:
-        FileNotFoundError: No such file.
+        CheckpointNotFoundError: No such file.
         UnsafeCheckpointError: The pickle names a global outside the allowlist (code, unknown
             classes); nothing of it ran.
         CheckpointError: The file is not a complete torch checkpoint, or its weights are not finite.
     """
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename}: no such checkpoint file')
+        raise CheckpointNotFoundError(f'{filename}: no such checkpoint file')
     try:
         checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:

@@ -18,7 +18,7 @@ from torch import nn
 
 from mmdet.registry import MODELS, RUNNERS
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, CheckpointNotFoundError
 from .config import config_path
 
 
@@ -108,12 +108,12 @@ def checkpoint_state_dict(checkpoint: str) -> dict:
     """The model state dict of a checkpoint file (its ``state_dict``, or the file itself).
 
     Raises:
-        FileNotFoundError: If the file does not exist.
+        CheckpointNotFoundError: If the file does not exist.
         CheckpointError: If the file is unreadable or unsafe (see ``load_checkpoint_safely``), or
             holds no state dict (a list, a tensor, a dict without tensors).
     """
     if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint {checkpoint!r} does not exist.')
+        raise CheckpointNotFoundError(f'Checkpoint {checkpoint!r} does not exist.')
     loaded = _load_checkpoint(checkpoint, map_location='cpu', logger='silent')
     state_dict = loaded.get('state_dict', loaded) if isinstance(loaded, Mapping) else loaded
     if not isinstance(state_dict, Mapping) or not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
@@ -166,7 +166,7 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: str) -> None:
     another ``num_classes``). ``tools/test.py`` and the exporter call this before loading.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
+        CheckpointNotFoundError: If the file does not exist.
         CheckpointError: If the file holds no state dict, or keys are missing or unexpected, or
             shapes differ; the message lists them and names the variant the checkpoint fits.
     """
