@@ -4,15 +4,20 @@
   files; an old absolute entry is still read.
 * A run whose loss stays finite while its weights blow up stops without saving them.
 * A truncated ``--resume`` file is one clear error naming the newest readable checkpoint.
+* ``load_from`` of a checkpoint that fits less than 90% of the model needs ``allow_partial_load``.
 """
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
 from engine_toys import make_runner
+from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.runner import BaseLoop
+from torch import nn
 
-from yolov7_mmdet.engine.hooks import NonFiniteWeightsError, latest_checkpoint
+from yolov7_mmdet.engine.hooks import CheckpointLoadCheckHook, NonFiniteWeightsError, latest_checkpoint
 from yolov7_mmdet.utils.checkpoint import CheckpointError
 
 
@@ -92,3 +97,30 @@ def test_diverged_weights_are_not_saved(tmp_path):
     assert f'the last good checkpoint is {tmp_path / "epoch_1.pth"}' in message
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
     assert (tmp_path / 'last_checkpoint').read_text() == 'epoch_1.pth'
+
+
+class TrainLoop(BaseLoop):
+    def run(self):
+        pass
+
+
+def fake_runner(model, load_from, **cfg):
+    """What ``CheckpointLoadCheckHook.before_run`` reads of a runner in ``train()``."""
+    runner = SimpleNamespace(_has_loaded=False, _resume=False, _load_from=str(load_from), model=model,
+                             cfg=Config(cfg), work_dir='unused')
+    runner._train_loop = TrainLoop(runner, dataloader=[])
+    return runner
+
+
+def test_load_from_that_fits_less_than_90_percent_needs_allow_partial_load(tmp_path):
+    model = nn.Sequential(*(nn.Linear(2, 2) for _ in range(5)))  # 10 tensors
+    state = model.state_dict()
+    state['4.weight'] = torch.zeros(3, 2)  # 9 of 10 fit: loads
+    torch.save(dict(state_dict=state), tmp_path / 'nine.pth')
+    CheckpointLoadCheckHook().before_run(fake_runner(model, tmp_path / 'nine.pth'))
+    state['4.bias'] = torch.zeros(3)  # 8 of 10
+    torch.save(dict(state_dict=state), tmp_path / 'eight.pth')
+    with pytest.raises(CheckpointError, match=r"load_from .*eight.pth: holds only 80% of this model's tensors "
+                                              r'with their shapes \(it fits no YOLOv7 variant\)'):
+        CheckpointLoadCheckHook().before_run(fake_runner(model, tmp_path / 'eight.pth'))
+    CheckpointLoadCheckHook().before_run(fake_runner(model, tmp_path / 'eight.pth', allow_partial_load=True))
