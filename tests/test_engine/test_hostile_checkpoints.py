@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import pickle
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,20 @@ def test_mmengine_loader_refuses_under_the_old_default(evil, monkeypatch):
     with pytest.raises(UnsafeCheckpointError, match=r'evil.pth: refused.*nothing of it was run'):
         _load_checkpoint(str(checkpoint), map_location='cpu')
     assert not marker.exists()
+
+
+def test_an_official_file_is_refused_naming_the_converter(tmp_path, monkeypatch):
+    """The official .pt files pickle ``models.yolo.Model``: refused, with the converter to use."""
+    models, yolo = types.ModuleType('models'), types.ModuleType('models.yolo')
+    yolo.Model = type('Model', (), dict(__module__='models.yolo'))
+    models.yolo = yolo
+    monkeypatch.setitem(sys.modules, 'models', models)
+    monkeypatch.setitem(sys.modules, 'models.yolo', yolo)
+    torch.save(dict(model=yolo.Model()), tmp_path / 'yolov7.pt')
+    monkeypatch.delitem(sys.modules, 'models.yolo')
+    with pytest.raises(UnsafeCheckpointError, match=r'GLOBAL models.yolo.Model, .*an official YOLOv7 file\? '
+                                                    r'Convert it with tools/model_converters/yolov7_to_mmdet.py'):
+        _load_checkpoint(str(tmp_path / 'yolov7.pt'))
 
 
 def test_every_mmengine_scheme_forces_weights_only(evil, monkeypatch):

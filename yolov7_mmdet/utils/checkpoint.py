@@ -27,6 +27,7 @@ import functools
 import os
 import os.path as osp
 import pickle
+import re
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
@@ -76,8 +77,13 @@ def allow_mmengine_checkpoints() -> None:
 
 
 def refusal_reason(error: pickle.UnpicklingError) -> str:
-    """The one line of torch's multi-line ``weights_only`` refusal that names what was refused."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    """What torch's multi-line ``weights_only`` refusal refused, in a few words (without its advice
+    to allowlist the global "if you trust" the file)."""
+    text = str(error)
+    unsafe_global = re.search(r'GLOBAL (\S+) was not an allowed global', text)
+    if unsafe_global:
+        return f'it names GLOBAL {unsafe_global.group(1)}, which is not allowed'
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     reason = next((line for line in lines if 'WeightsUnpickler error' in line), lines[0] if lines else '')
     return reason.replace('WeightsUnpickler error: ', '')
 
@@ -131,10 +137,12 @@ def load_checkpoint_safely(filename: str, map_location=None) -> Any:
         if 'WeightsUnpickler error' not in str(error):  # a broken pickle stream, not a refusal
             raise CheckpointError(f'{filename}: not a readable torch checkpoint (truncated or corrupt? '
                                   f'{str(error).strip().splitlines()[0]})') from None
-        raise UnsafeCheckpointError(
-            f'{filename}: refused, it is not a plain checkpoint of weights and nothing of it was run '
-            f'({refusal_reason(error)}). Load only checkpoints written by torch.save of tensors, '
-            f'containers and the mmengine types that yolov7_mmdet allows.') from None
+        reason = refusal_reason(error)
+        hint = ('an official YOLOv7 file? Convert it with tools/model_converters/yolov7_to_mmdet.py'
+                if 'GLOBAL models.' in reason else 'load only checkpoints of tensors, plain containers '
+                'and the mmengine types that yolov7_mmdet allows')
+        raise UnsafeCheckpointError(f'{filename}: refused, it is not a plain checkpoint of weights and nothing '
+                                    f'of it was run ({reason}); {hint}.') from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f'{filename}: not a readable torch checkpoint (truncated or corrupt? '
                               f'{str(error).strip().splitlines()[0]})') from None
