@@ -1,6 +1,10 @@
 """Train a detector with YOLOv7 components; the flags are mmdet 3.3's ``tools/train.py``.
 
     python tools/train.py configs/yolov7/yolov7_tiny_8xb16-300e_coco.py [--amp [--amp-dtype bfloat16]] [--resume [CKPT]]
+
+Ctrl-C or SIGTERM saves ``iter_<N>.pth`` after the iteration in progress and exits with 130 / 143;
+``--resume`` continues from it exactly. A broken, unsafe or misfitting checkpoint and a diverged run
+end with one ``train.py: error: ...`` line (docs/threat_model.md).
 """
 import argparse
 import os

@@ -96,11 +96,13 @@ def newest_readable_checkpoint(folder: str, *, excluding: str) -> Optional[str]:
 
 
 def check_resume_file(path: str) -> None:
-    """Refuse an unreadable resume checkpoint in one line that names an older readable one.
+    """Refuse an unreadable local resume checkpoint in one line that names an older readable one.
 
     Raises:
         CheckpointError: The file is missing, truncated or corrupt.
     """
+    if '://' in path:  # remote: read by mmengine's loaders
+        return
     reason = 'no such file' if not osp.isfile(path) else unreadable_reason(path)
     if reason is None:
         return
