@@ -208,7 +208,8 @@ def test_load_from_another_variant_is_refused_unless_partial_load_is_allowed(tmp
     checkpoint = tmp_path / 'tiny.pth'
     torch.save(dict(state_dict=tiny_state), checkpoint)
     config = write_tiny_config(tmp_path, tmp_path / 'data', arch='l')
-    args = ['tools/train.py', config, '--work-dir', tmp_path / 'work', '--cfg-options', f'load_from={checkpoint}']
+    args = ['tools/train.py', config, '--work-dir', tmp_path / 'work',
+            '--cfg-options', f'load_from={checkpoint}']
     result = run_tool(args, cwd=tmp_path)
     assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     [line] = [line for line in result.stderr.splitlines() if line.startswith('train.py: error:')]
@@ -219,4 +220,5 @@ def test_load_from_another_variant_is_refused_unless_partial_load_is_allowed(tmp
 def test_test_tool_missing_checkpoint_is_one_line(tmp_path):
     result = run_tool(['tools/test.py', TINY_CONFIG, tmp_path / 'missing.pth'], cwd=tmp_path)
     assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1] == f"test.py: error: Checkpoint '{tmp_path / 'missing.pth'}' does not exist."
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == f"test.py: error: Checkpoint '{tmp_path / 'missing.pth'}' does not exist."

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -66,7 +65,8 @@ def test_train_tool_on_sigint_saves_says_so_and_resumes(tmp_path):
     """``tools/train.py`` with a real config: Ctrl-C mid-epoch, one line, exit 130, ``--resume``."""
     config = write_tiny_config(tmp_path, tmp_path / 'data', num_train=16, max_epochs=1)
     work_dir = tmp_path / 'work'
-    command = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir)]
+    command = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'), str(config),
+               '--work-dir', str(work_dir)]
     process = subprocess.Popen(command, cwd=tmp_path, env=tool_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     output = []

@@ -141,8 +141,8 @@ def load_checkpoint_safely(filename: str, map_location=None) -> Any:
         hint = ('an official YOLOv7 file? Convert it with tools/model_converters/yolov7_to_mmdet.py'
                 if 'GLOBAL models.' in reason else 'load only checkpoints of tensors, plain containers '
                 'and the mmengine types that yolov7_mmdet allows')
-        raise UnsafeCheckpointError(f'{filename}: refused, it is not a plain checkpoint of weights and nothing '
-                                    f'of it was run ({reason}); {hint}.') from None
+        raise UnsafeCheckpointError(f'{filename}: refused, it is not a plain checkpoint of weights and '
+                                    f'nothing of it was run ({reason}); {hint}.') from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f'{filename}: not a readable torch checkpoint (truncated or corrupt? '
                               f'{str(error).strip().splitlines()[0]})') from None

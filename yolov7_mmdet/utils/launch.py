@@ -116,7 +116,8 @@ def checkpoint_state_dict(checkpoint: str) -> dict:
         raise CheckpointNotFoundError(f'Checkpoint {checkpoint!r} does not exist.')
     loaded = _load_checkpoint(checkpoint, map_location='cpu', logger='silent')
     state_dict = loaded.get('state_dict', loaded) if isinstance(loaded, Mapping) else loaded
-    if not isinstance(state_dict, Mapping) or not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
+    has_tensors = isinstance(state_dict, Mapping) and any(isinstance(v, torch.Tensor) for v in state_dict.values())
+    if not has_tensors:
         raise CheckpointError(
             f'{checkpoint}: holds a {type(state_dict).__name__}, not a model state dict (a dict of '
             f'tensors, alone or under "state_dict"); tools/model_converters/yolov7_to_mmdet.py converts '

@@ -262,7 +262,8 @@ class AtomicCheckpointHook(CheckpointHook):
             atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
                                last_checkpoint_record(runner.work_dir, path).encode())
         batches = len(runner.train_dataloader)
-        following = f'batch {done + 1} of epoch {runner.epoch + 1}' if done < batches else f'epoch {runner.epoch + 2}'
+        following = (f'batch {done + 1} of epoch {runner.epoch + 1}' if done < batches
+                     else f'epoch {runner.epoch + 2}')
         message = (f'{signal.Signals(signum).name}: saved {path} after iteration {runner.iter + 1} (epoch '
                    f'{runner.epoch + 1}, batch {done}/{batches}); --resume continues exactly there, with '
                    f'{following}')

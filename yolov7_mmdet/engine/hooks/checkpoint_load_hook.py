@@ -11,8 +11,8 @@ variant (L into tiny) leaves almost every weight random, with hundreds of warnin
   the same name beside ``last_checkpoint`` wins over one in another folder (a copied work dir);
 * refuses a truncated or corrupt resume file in one line, naming the newest readable checkpoint of
   the same folder (:func:`unreadable_reason`, :func:`newest_readable_checkpoint`);
-* refuses, when training, a ``load_from`` checkpoint that holds less than ``min_fit`` (90%) of the model's tensors
-  with their shapes, naming the YOLOv7 variant it fits, unless the config sets
+* refuses, when training, a ``load_from`` checkpoint that holds less than ``min_fit`` (90%) of the
+  model's tensors with their shapes, naming the YOLOv7 variant it fits, unless the config sets
   ``allow_partial_load = True``. A checkpoint trained for another number of classes fits by far
   more than 90% (only the class rows of the prediction convs differ; ``class_rows.py`` loads their
   box and objectness rows).
