@@ -39,7 +39,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['yolov7_mmdet', 'yolov7_mmdet.*']),
     install_requires=[
-        'torch>=2.0',
+        'torch>=2.6',  # safe (weights_only) checkpoint loading: yolov7_mmdet/utils/stack.py
         'mmengine>=0.10.0,<1.0',
         'mmcv>=2.0.0rc4,<2.2.0',
         'mmdet>=3.3.0,<3.4',

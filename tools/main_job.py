@@ -107,11 +107,12 @@ def stop_process_group(process: subprocess.Popen) -> None:
 
 def latest_checkpoint(work_dir: str) -> str:
     """The newest of the ``best_coco_bbox_mAP*`` and the last epoch checkpoints of ``work_dir``."""
+    from yolov7_mmdet.engine.hooks import latest_checkpoint
+
     candidates = glob.glob(osp.join(work_dir, 'best_coco_bbox_mAP*.pth'))
-    last = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(last):
-        with open(last) as file:
-            candidates.append(file.read().strip())
+    last = latest_checkpoint(work_dir)  # last_checkpoint is relative to the work dir
+    if last is not None:
+        candidates.append(last)
     candidates = [path for path in candidates if osp.isfile(path)]
     if not candidates:
         raise FileNotFoundError(f'no checkpoint in {work_dir}; did training run?')

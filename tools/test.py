@@ -14,6 +14,7 @@ chooses (``square``: every image letterboxed to the model size, what exported mo
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 
@@ -22,6 +23,7 @@ from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from yolov7_mmdet.datasets.rect_eval import eval_protocol_of, set_eval_protocol
+from yolov7_mmdet.utils.checkpoint import CheckpointError
 from yolov7_mmdet.utils.launch import build_runner, check_checkpoint_fits, load_config
 
 
@@ -86,4 +88,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as error:  # a checkpoint that is unsafe, broken or does not fit: no traceback
+        sys.exit(f'test.py: error: {error}')

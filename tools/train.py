@@ -1,14 +1,21 @@
 """Train a detector with YOLOv7 components; the flags are mmdet 3.3's ``tools/train.py``.
 
     python tools/train.py configs/yolov7/yolov7_tiny_8xb16-300e_coco.py [--amp [--amp-dtype bfloat16]] [--resume [CKPT]]
+
+Ctrl-C or SIGTERM saves ``iter_<N>.pth`` after the iteration in progress and exits with 130 / 143;
+``--resume`` continues from it exactly. A broken, unsafe or misfitting checkpoint and a diverged run
+end with one ``train.py: error: ...`` line (docs/threat_model.md).
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin; lets torch load our checkpoints)
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from yolov7_mmdet.engine.hooks import NonFiniteLossError, TrainingInterrupted
+from yolov7_mmdet.utils.checkpoint import CheckpointError
 from yolov7_mmdet.utils.launch import build_runner, load_config
 
 
@@ -69,4 +76,9 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (CheckpointError, NonFiniteLossError) as error:  # the message says all: no traceback
+        sys.exit(f'train.py: error: {error}')
+    except TrainingInterrupted as interrupt:  # the checkpoint it saved is already logged
+        sys.exit(interrupt.exit_status)

@@ -19,9 +19,10 @@ from .version import __version__
 check_stack()
 
 from .utils.config import config_path  # noqa: E402
-from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+from .utils.checkpoint import allow_mmengine_checkpoints, register_safe_checkpoint_loaders  # noqa: E402
 
 allow_mmengine_checkpoints()
+register_safe_checkpoint_loaders()  # no checkpoint runs code, whatever torch's default
 
 from . import datasets, deployment, engine, models  # noqa: E402,F401  (registration)
 

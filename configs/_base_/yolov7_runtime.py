@@ -6,7 +6,12 @@ On top of mmdet's default runtime it:
   * writes checkpoints atomically (``AtomicCheckpointHook``: a kill never leaves a corrupt latest
     checkpoint; ``last_checkpoint`` always names a complete file) every epoch, keeping the last 3 and
     the best one (``save_best='auto'``: the first metric of the evaluator, e.g. coco/bbox_mAP);
+  * saves a checkpoint on SIGINT / SIGTERM that ``--resume`` continues from exactly, and refuses to
+    save NaN/inf weights (``AtomicCheckpointHook``);
   * stops at the first NaN/inf loss component, before the EMA or a checkpoint sees it;
+  * resolves ``last_checkpoint`` relative to the work dir, refuses a truncated ``--resume`` file and a
+    ``load_from`` checkpoint of another variant (``CheckpointLoadCheckHook``; ``allow_partial_load =
+    True`` loads what fits);
   * saves the random generators' state in checkpoints and restores it on ``--resume``;
   * refuses a config whose input sizes disagree (``InputSizeCheckHook``; TTA included).
 Child configs may override ``default_hooks.checkpoint`` (interval, max_keep_ckpts) and ``sync_bn``.
@@ -22,8 +27,9 @@ default_hooks = dict(
                     save_param_scheduler=False))  # no mmengine schedulers: YOLOv7ParamSchedulerHook
 # DatasetClassesCheckHook: a num_classes that does not fit the dataset is a clear error before training.
 # InputSizeCheckHook: pipeline sizes (TTA included) that differ from the loss img_size are an error.
-custom_hooks = [dict(type='StopOnNonFiniteLossHook'), dict(type='RNGStateHook'),
-                dict(type='DatasetClassesCheckHook'), dict(type='InputSizeCheckHook')]
+custom_hooks = [dict(type='CheckpointLoadCheckHook'), dict(type='StopOnNonFiniteLossHook'),
+                dict(type='RNGStateHook'), dict(type='DatasetClassesCheckHook'),
+                dict(type='InputSizeCheckHook')]
 
 env_cfg = dict(cudnn_benchmark=True)  # fixed 640x640 training inputs
 

@@ -20,4 +20,5 @@ model = dict(
 # This package's safety hooks, as in every config it ships (README "Safety hooks in any config"):
 # atomic checkpoints, a clear error when num_classes or the annotations do not fit, stop on NaN.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
-custom_hooks = [dict(type='DatasetClassesCheckHook'), dict(type='StopOnNonFiniteLossHook')]
+custom_hooks = [dict(type='CheckpointLoadCheckHook'), dict(type='DatasetClassesCheckHook'),
+                dict(type='StopOnNonFiniteLossHook')]

@@ -22,4 +22,5 @@ model = dict(
 # atomic checkpoints, a clear error when num_classes or the annotations do not fit, stop on NaN.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 custom_hooks = _base_.custom_hooks + [
-    dict(type='DatasetClassesCheckHook'), dict(type='StopOnNonFiniteLossHook')]
+    dict(type='CheckpointLoadCheckHook'), dict(type='DatasetClassesCheckHook'),
+    dict(type='StopOnNonFiniteLossHook')]

@@ -15,7 +15,7 @@ SHIPPED = [*sorted((REPO_ROOT / 'configs' / 'backbone_swap').glob('*.py')),
            REPO_ROOT / 'configs/demo/yolov7_tiny_demo.py',
            *(REPO_ROOT / 'configs/yolov7' / f'yolov7_{arch}_8xb16-300e_coco.py'
              for arch in ('l', 'w6', 'tiny'))]
-SAFETY_CUSTOM_HOOKS = {'DatasetClassesCheckHook', 'StopOnNonFiniteLossHook'}
+SAFETY_CUSTOM_HOOKS = {'CheckpointLoadCheckHook', 'DatasetClassesCheckHook', 'StopOnNonFiniteLossHook'}
 
 
 @pytest.mark.parametrize('path', SHIPPED, ids=lambda path: str(path.relative_to(REPO_ROOT)))

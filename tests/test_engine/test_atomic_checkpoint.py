@@ -55,7 +55,7 @@ def test_hook_keeps_last_checkpoint_valid_when_a_save_fails(tmp_path, monkeypatc
     with pytest.raises(OSError, match='epoch 2'):
         runner.train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
-    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_1.pth')
+    assert (tmp_path / 'last_checkpoint').read_text() == 'epoch_1.pth'  # relative to the work dir
     assert not list(tmp_path.glob('.*.tmp'))
     checkpoint = torch.load(tmp_path / 'epoch_1.pth')  # weights_only (torch default) load works
     assert checkpoint['meta']['epoch'] == 1 and 'ema_state_dict' in checkpoint
@@ -67,7 +67,7 @@ def test_hook_prunes_after_saving(tmp_path):
                                          save_param_scheduler=False))
     runner.train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth', 'epoch_3.pth']
-    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_3.pth')
+    assert (tmp_path / 'last_checkpoint').read_text() == 'epoch_3.pth'
 
 
 def test_temp_file_of_a_killed_write_is_removed_at_start_up_and_logged(tmp_path):

@@ -41,7 +41,7 @@ def test_mmcv_without_compiled_ops_is_named():
 
 
 @pytest.mark.parametrize('dist, version', [('mmdet', '3.2.0'), ('mmdet', None), ('mmengine', '1.0.0'),
-                                           ('torch', '1.13.1')])
+                                           ('torch', '1.13.1'), ('torch', '2.5.1')])
 def test_wrong_or_missing_package(dist, version):
     (problem,) = find_stack_problems(**fake_stack(**{dist: version}))
     assert problem.startswith(dist)

@@ -141,3 +141,37 @@ def test_converter_tool_takes_deploy_graph_checkpoints_without_implicit(tmp_path
     assert all((converted[f'bbox_head.lead_implicit_a.{i}.implicit'] == 0).all() for i in range(3))
     assert all((converted[f'bbox_head.lead_implicit_m.{i}.implicit'] == 1).all() for i in range(3))
     model.load_state_dict(converted, strict=True, assign=True)
+
+
+@pytest.fixture
+def official_tiny_file(tmp_path) -> Path:
+    model = build_model('tiny', device='meta')
+    path = tmp_path / 'official.pt'
+    torch.save(official_style_state(model), path)
+    return path
+
+
+@pytest.mark.parametrize('dst', ['official.pt', './sub/../official.pt', 'link.pt'])
+def test_converter_refuses_its_input_as_output(official_tiny_file, dst):
+    folder = official_tiny_file.parent
+    (folder / 'sub').mkdir()
+    (folder / 'link.pt').symlink_to(official_tiny_file)
+    before = official_tiny_file.read_bytes()
+    with pytest.raises(ValueError, match='is an input of this conversion'):
+        load_converter_tool().main([str(official_tiny_file), str(folder / dst), '--arch', 'tiny'])
+    assert official_tiny_file.read_bytes() == before
+
+
+def test_converter_write_failure_keeps_the_old_output(official_tiny_file, monkeypatch):
+    """A full disk while writing: the existing output stays whole, no partial file is left."""
+    out = official_tiny_file.parent / 'ours.pth'
+    out.write_bytes(b'the previous conversion')
+
+    def disk_full(fd):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr('os.fsync', disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        load_converter_tool().main([str(official_tiny_file), str(out), '--arch', 'tiny'])
+    assert out.read_bytes() == b'the previous conversion'
+    assert sorted(p.name for p in out.parent.iterdir()) == ['official.pt', 'ours.pth']

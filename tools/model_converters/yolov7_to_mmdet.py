@@ -16,8 +16,9 @@ one must take every weight with the right shape, else the tool refuses (none, or
 number of classes is read from the detect layer; the weights are mapped with
 :func:`yolov7_mmdet.models.detectors.official_layout.convert_official_state_dict` (every official weight
 must find its place) and loaded strictly before saving ``{'state_dict': ..., 'meta': ...}`` for
-``load_from`` / ``tools/test.py``. The file's anchors are saved as ``bbox_head.anchors``, so both use
-them; when they differ from the config's (the official auto-anchor changed them) one line says so.
+``load_from`` / ``tools/test.py`` (written atomically; an output that is the input file is refused).
+The file's anchors are saved as ``bbox_head.anchors``, so both use them; when they differ from the
+config's (the official auto-anchor changed them) one line says so.
 
 Supported: the training graphs (``cfg/training``: ``IDetect`` / ``IAuxDetect``, RepConv unfused), also
 without their aux head (lead-only P6 checkpoints: ``meta['aux_head']`` is False, and a training config
@@ -28,6 +29,8 @@ with fused convolutions (after ``Model.fuse()``) are rejected: their BN and RepC
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import pickle
 from pathlib import Path
 from typing import Optional
@@ -38,6 +41,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import yolov7_mmdet
+from yolov7_mmdet.engine.hooks import atomic_write_bytes
 from yolov7_mmdet.models.detectors.official_layout import convert_official_state_dict
 from yolov7_mmdet.utils.official_checkpoint import official_state_dict
 
@@ -165,16 +169,32 @@ def convert_file(src: Path, *, arch: Optional[str] = None, config: Optional[Path
     return arch, state, converted
 
 
+def refuse_input_as_output(dst: Path, inputs: list) -> None:
+    """Raise ValueError when ``dst`` is (a path or link to) one of the ``inputs``."""
+    for source in inputs:
+        if source is not None and dst.exists() and source.exists() and os.path.samefile(dst, source):
+            raise ValueError(f'{dst} is an input of this conversion ({source}): choose another output file; '
+                             f'the converter never overwrites its input')
+
+
+def save_atomically(checkpoint: dict, dst: Path) -> None:
+    """``torch.save`` to ``dst`` through the project's atomic writer: a failure (a full disk) leaves an
+    existing ``dst`` as it was and no partial file."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(str(dst), buffer.getvalue())
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.config is not None and args.arch is None:
         raise SystemExit('--config needs --arch')
+    refuse_input_as_output(args.dst, [args.src, args.config])
     arch, state, converted = convert_file(args.src, arch=args.arch, config=args.config, use_ema=args.use_ema)
     num_classes, aux = num_classes_of(state), has_aux_head(state)
-    args.dst.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(state_dict=converted,
-                    meta=dict(source=str(args.src), arch=arch, num_classes=num_classes, aux_head=aux)),
-               args.dst)
+    save_atomically(dict(state_dict=converted,
+                         meta=dict(source=str(args.src), arch=arch, num_classes=num_classes, aux_head=aux)),
+                    args.dst)
     note = anchors_note(converted['bbox_head.anchors'], model_cfg_for(arch, state, args.config))
     if note:
         print(note)

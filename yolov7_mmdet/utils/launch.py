@@ -5,17 +5,21 @@ The flags and their meaning follow mmdet 3.3's own tools, so a user's muscle mem
 from __future__ import annotations
 
 import os.path as osp
-from typing import Optional
+from typing import Mapping, Optional
 from unittest import mock
 
 import torch
 from mmengine.config import Config
 from mmengine.dist import init_dist, is_distributed
 from mmengine.runner import Runner
+from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
-from mmdet.registry import RUNNERS
+from mmdet.registry import MODELS, RUNNERS
+
+from .checkpoint import CheckpointError, CheckpointNotFoundError
+from .config import config_path
 
 
 def load_config(config: str, *, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -100,27 +104,80 @@ def _is_optional_key(model: nn.Module, key: str) -> bool:
     return name in getattr(owner, 'optional_state_keys', ())
 
 
+def checkpoint_state_dict(checkpoint: str) -> dict:
+    """The model state dict of a checkpoint file (its ``state_dict``, or the file itself).
+
+    Raises:
+        CheckpointNotFoundError: If the file does not exist.
+        CheckpointError: If the file is unreadable or unsafe (see ``load_checkpoint_safely``), or
+            holds no state dict (a list, a tensor, a dict without tensors).
+    """
+    if not osp.isfile(checkpoint):
+        raise CheckpointNotFoundError(f'Checkpoint {checkpoint!r} does not exist.')
+    loaded = _load_checkpoint(checkpoint, map_location='cpu', logger='silent')
+    state_dict = loaded.get('state_dict', loaded) if isinstance(loaded, Mapping) else loaded
+    has_tensors = isinstance(state_dict, Mapping) and any(isinstance(v, torch.Tensor) for v in state_dict.values())
+    if not has_tensors:
+        raise CheckpointError(
+            f'{checkpoint}: holds a {type(state_dict).__name__}, not a model state dict (a dict of '
+            f'tensors, alone or under "state_dict"); tools/model_converters/yolov7_to_mmdet.py converts '
+            f'official YOLOv7 files.')
+    return dict(state_dict)
+
+
+def fitting_fraction(model: nn.Module, state_dict: Mapping) -> float:
+    """The share of ``model``'s parameters and buffers that ``state_dict`` holds with the same shape."""
+    expected = model.state_dict()
+    fitting = sum(1 for key, value in expected.items()
+                  if key in state_dict and getattr(state_dict[key], 'shape', None) == value.shape)
+    return fitting / max(len(expected), 1)
+
+
+#: The YOLOv7 variants, for naming the one a checkpoint fits.
+VARIANTS = ('tiny', 'l', 'x', 'w6', 'e6', 'd6', 'e6e')
+
+
+def best_fitting_variant(state_dict: Mapping) -> Optional[tuple[str, float]]:
+    """``(variant, fitting fraction)`` of the YOLOv7 model (built on the meta device) that
+    ``state_dict`` fits best, or None when it fits none by half."""
+    init_default_scope('mmdet')
+    best = None
+    for variant in VARIANTS:
+        with torch.device('meta'):
+            model = MODELS.build(Config.fromfile(config_path(f'_base_/models/yolov7_{variant}.py')).model)
+        fraction = fitting_fraction(model, state_dict)
+        if fraction >= 0.5 and (best is None or fraction > best[1]):
+            best = (variant, fraction)
+    return best
+
+
+def variant_note(state_dict: Mapping) -> str:
+    """``'it fits yolov7-l (99% of its tensors)'``, or that it fits no YOLOv7 variant."""
+    best = best_fitting_variant(state_dict)
+    if best is None:
+        return 'it fits no YOLOv7 variant'
+    return f'it fits yolov7-{best[0]} ({best[1]:.0%} of its tensors; other class counts aside)'
+
+
 def check_checkpoint_fits(model: nn.Module, checkpoint: str) -> None:
     """Refuse, with a clear message, a checkpoint whose weights do not fit ``model``.
 
     mmengine loads ``load_from`` non-strictly and only logs missing keys, which would evaluate a
     partly random model (for example a checkpoint of another YOLOv7 variant, or one trained with
-    another ``num_classes``). ``tools/test.py`` calls this before evaluating.
+    another ``num_classes``). ``tools/test.py`` and the exporter call this before loading.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If keys are missing or unexpected, or shapes differ; the message lists them.
+        CheckpointNotFoundError: If the file does not exist.
+        CheckpointError: If the file holds no state dict, or keys are missing or unexpected, or
+            shapes differ; the message lists them and names the variant the checkpoint fits.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint {checkpoint!r} does not exist.')
-    loaded = _load_checkpoint(checkpoint, map_location='cpu')
-    state_dict = loaded.get('state_dict', loaded)
+    state_dict = checkpoint_state_dict(checkpoint)
     detector = getattr(model, 'module', model)  # unwrap DDP and test-time-augmentation wrappers
     problems = find_state_dict_mismatches(detector, state_dict)
     if problems:
         shown = '\n  '.join(problems[:10]) + (f'\n  ... and {len(problems) - 10} more'
                                                 if len(problems) > 10 else '')
-        raise ValueError(
+        raise CheckpointError(
             f'Checkpoint {checkpoint!r} does not fit the model of this config ({len(problems)} '
-            f'mismatches; a checkpoint of another variant, or trained with another num_classes?):'
-            f'\n  {shown}')
+            f'mismatches; {variant_note(state_dict)}; a checkpoint of another variant, or trained '
+            f'with another num_classes?):\n  {shown}')

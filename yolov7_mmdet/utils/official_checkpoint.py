@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import numpy_globals
+from .checkpoint import UnsafeCheckpointError, numpy_globals, refusal_reason
 
 # Classes of the official cfg/training and cfg/deploy graphs (models/yolo.py, models/common.py).
 OFFICIAL_MODULES = (
@@ -66,10 +66,6 @@ _TENSOR_AND_CONTAINER_GLOBALS = frozenset({
 _FUSED_FORWARD = b'fuseforward'
 # numpy 1.x wrote its reconstruction functions under numpy.core, numpy 2 under numpy._core.
 _NUMPY_NAMES = ('multiarray._reconstruct', 'multiarray.scalar')
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """The file names a global outside the allowlist; nothing of it was unpickled."""
 
 
 class InertModule:
@@ -234,9 +230,7 @@ def read_official_checkpoint(path: str | Path) -> Any:
         with torch.serialization.safe_globals(safe_globals):
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:  # torch's second line of defence; its message spans lines
-        reason = next((line for line in str(error).splitlines() if 'WeightsUnpickler error' in line),
-                      str(error).strip().splitlines()[0])
-        raise UnsafeCheckpointError(f'{path}: {reason.strip()}') from None
+        raise UnsafeCheckpointError(f'{path}: {refusal_reason(error)}') from None
     except (RuntimeError, EOFError) as error:
         raise ValueError(f'{path}: not a readable torch checkpoint (truncated or corrupt? {error})') from None
 

@@ -1,10 +1,15 @@
 """Check the installed OpenMMLab stack before anything of mmdet is imported.
 
 mmdet 3.3.0 only works with ``2.0.0rc4 <= mmcv < 2.2.0`` *with* its compiled ops (``mmcv._ext``,
-needed for NMS), mmengine 0.10.x and torch >= 2.0. A wrong combination otherwise fails deep inside
+needed for NMS), mmengine 0.10.x and torch >= 2.6. A wrong combination otherwise fails deep inside
 mmdet with an ``AssertionError`` or a missing-symbol error that does not say what to do. This module
 reads the versions from the installed distributions' metadata (importing nothing heavy) and raises
 one :class:`StackError` that says what is installed, what is needed and how to fix it.
+
+torch >= 2.6 because checkpoint loading is safe only with it: every load of ours forces
+``weights_only=True`` (``utils/checkpoint.py``), and torch <= 2.5.1's ``weights_only`` unpickler could
+still be made to run code (CVE-2025-32434); 2.6 also brings the allowlist API used there
+(``add_safe_globals`` with ``(function, name)`` pairs).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from packaging.version import Version
 
 #: The tested stack; ``requirements/stack.txt`` pins the exact versions that CI runs.
 REQUIREMENTS = {
-    'torch': ('2.0.0', None),
+    'torch': ('2.6.0', None),  # safe checkpoint loading, see the module docstring
     'mmengine': ('0.10.0', '1.0.0'),
     'mmcv': ('2.0.0rc4', '2.2.0'),
     'mmdet': ('3.3.0', '3.4.0'),

@@ -22,11 +22,14 @@ For every iteration ``i`` (0-based, since the start of training) of epoch ``e``,
 mmengine's ``LinearLR`` + ``CosineAnnealingLR`` schedulers cannot express this: the warmup target
 moves with the epoch's cosine value, the bias group warms *down* from its own start, and the
 accumulation is not an optimizer setting. The hook is stateless (everything follows from the runner's
-iteration and epoch), so resuming needs no scheduler state. It takes the ``param_scheduler`` slot of
+iteration and epoch), so resuming needs no scheduler state: mmengine's resume warning
+"`resume_param_scheduler` is True but `self.param_schedulers` is None" is dropped from the runner's
+log (:class:`NoSchedulerStateFilter`). It takes the ``param_scheduler`` slot of
 ``default_hooks``; configs set ``param_scheduler = None``.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -119,6 +122,13 @@ def _loader_batch_size(loader) -> int:
     return loader.batch_sampler.batch_size
 
 
+class NoSchedulerStateFilter(logging.Filter):
+    """Drops mmengine's warning that a resumed run has no param schedulers to restore."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith('`resume_param_scheduler` is True but')
+
+
 @HOOKS.register_module()
 class YOLOv7ParamSchedulerHook(Hook):
     """Set lr, momentum and gradient accumulation before every iteration, as the official recipe.
@@ -150,6 +160,10 @@ class YOLOv7ParamSchedulerHook(Hook):
             min_warmup_iters=min_warmup_iters, warmup_bias_lr=warmup_bias_lr,
             warmup_momentum=warmup_momentum)
         self.schedule: YOLOv7Schedule | None = None
+
+    def before_run(self, runner) -> None:
+        if not any(isinstance(f, NoSchedulerStateFilter) for f in runner.logger.filters):
+            runner.logger.addFilter(NoSchedulerStateFilter())
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
