@@ -66,6 +66,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 
+from yolov7_mmdet.datasets import MIX_WRAPPER_TYPES
 from yolov7_mmdet.models.deploy import switch_to_deploy
 from yolov7_mmdet.utils.complexity import network_complexity, unscaled_data_samples
 from yolov7_mmdet.utils.config import config_path
@@ -287,7 +288,7 @@ def from_scratch(model_cfg: dict, num_classes: int) -> None:
 
 def inner_dataset(loader: dict) -> dict:
     dataset = loader['dataset']
-    return dataset['dataset'] if dataset.get('type') == 'MultiImageMixDataset' else dataset
+    return dataset['dataset'] if dataset.get('type') in MIX_WRAPPER_TYPES else dataset
 
 
 def simple_train_pipeline(size: int) -> list:
@@ -318,7 +319,7 @@ def point_at_data(cfg: Config, data: dict, *, size: int, batch_size: int, worker
     """Train on ``data['train']`` with the simple pipeline, validate on ``data['val']``."""
     train = inner_dataset(cfg.train_dataloader)
     train.update(pipeline=simple_train_pipeline(size), filter_cfg=dict(filter_empty_gt=False))
-    cfg.train_dataloader.dataset = train  # no MultiImageMixDataset around it
+    cfg.train_dataloader.dataset = train  # no mosaic wrapper around it
     val_pipeline = sized_test_pipeline(cfg.val_dataloader.dataset.pipeline, size)
     for loader, (ann_file, prefix) in ((cfg.train_dataloader, data['train']),
                                        (cfg.val_dataloader, data['val'])):

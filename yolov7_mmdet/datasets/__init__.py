@@ -1,3 +1,4 @@
 """Datasets, converters and data transforms of YOLOv7 (registered into mmdet's registries)."""
 from . import sources, transforms  # noqa: F401  (registration)
 from . import collate  # noqa: F401,E402  (registers yolov7_collate in mmengine's FUNCTIONS)
+from .mix_dataset import MIX_WRAPPER_TYPES, YOLOv7MixDataset  # noqa: F401,E402  (registration)
