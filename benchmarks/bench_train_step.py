@@ -19,13 +19,16 @@ Parts (``--parts``, all by default), every one printed as images/s and a ratio:
   model with that reference loss; also the loss's share of the step (against a stand-in loss that
   costs nothing but still back-propagates through the whole network);
 * ``loader``: the full step fed by the real dataloader (``--workers`` workers), against the
-  synthetic step.
+  synthetic step;
+* ``cache`` (not in the default parts): samples per second of the config's training dataset with its
+  image cache in RAM against none, on a VOC folder (``--cache-data``, default raccoon).
 
 Usage (CPU figures of ``docs/benchmarks.md``; the GPU command names the L config at 16 x 640)::
 
     python benchmarks/bench_train_step.py --parts loss --gts 10 50 --threads 1
     python benchmarks/bench_train_step.py --parts data --size 640 --batch 16 --workers 0
     python benchmarks/bench_train_step.py --parts data --threads 1 --official-repo /tmp/yolov7 --samples 32
+    python benchmarks/bench_train_step.py --parts cache --threads 1 --samples 32
     python benchmarks/bench_train_step.py --parts step loader --config configs/yolov7/yolov7_tiny_8xb16-300e_coco.py \
         --size 320 --batch 8
     python benchmarks/bench_train_step.py --config configs/yolov7/yolov7_l_8xb16-300e_coco.py --batch 16 \
@@ -43,7 +46,7 @@ import tempfile
 import types
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -72,7 +75,7 @@ AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=str(DEFAULT_CONFIG), help='YOLOv7 training config')
-    parser.add_argument('--parts', nargs='+', choices=('data', 'loss', 'step', 'loader'),
+    parser.add_argument('--parts', nargs='+', choices=('data', 'loss', 'step', 'loader', 'cache'),
                         default=['data', 'loss', 'step', 'loader'])
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--size', type=int, default=640, help='square input size (multiple of 32)')
@@ -91,7 +94,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'this checkout (its utils/datasets.py)')
     parser.add_argument('--official-data', default=str(COCO128),
                         help='YOLO-layout images/ + labels/ folder for the official comparison')
-    parser.add_argument('--samples', type=int, default=32, help='samples per timed official-comparison run')
+    parser.add_argument('--samples', type=int, default=32,
+                        help='samples per timed run of the official comparison and the cache part')
+    parser.add_argument('--cache-data', default=str(RACCOON),
+                        help='cache part: a VOC folder with annotations/, images/, splits/train.txt')
     return parser.parse_args(argv)
 
 
@@ -116,6 +122,7 @@ def print_row(name: str, images: int, seconds: float, baseline: str, baseline_se
 
 BCCD = REPO_ROOT.parent / 'shared' / 'datasets' / 'bccd'
 COCO128 = REPO_ROOT.parent / 'shared' / 'datasets' / 'coco128'
+RACCOON = REPO_ROOT.parent / 'shared' / 'datasets' / 'raccoon'
 
 
 def convert_bccd(out_dir: Path) -> dict:
@@ -346,38 +353,49 @@ def official_layout(data_dir: Path, out_dir: Path) -> Path:
     return out_dir / 'images' / 'train'
 
 
-def bench_official(args, out_dir: Path) -> None:
-    """Samples/s of the config's training dataset against the official ``LoadImagesAndLabels``."""
+def our_train_datasets(args, ann_file: Path, image_dir: Path, modes: Sequence) -> Tuple[Config, dict]:
+    """The config's training dataset config reading ``ann_file``, and the dataset built once per
+    ``cache_images`` mode."""
     from mmdet.registry import DATASETS
-    from yolov7_mmdet.datasets.sources import read_yolo_txt, save_as_coco
-    official = import_official_datasets(args.official_repo)
-    data_dir = Path(args.official_data)
-    cfg = load_config(args.config, size=args.size, batch=args.batch, workers=0)
-    train = cfg.train_dataloader.dataset
-    ann_file = out_dir / 'official_data.json'
-    save_as_coco(read_yolo_txt(data_dir / 'images' / 'train', classes='coco'), ann_file,
-                 name=data_dir.name, image_root=data_dir / 'images' / 'train')
+    train = load_config(args.config, size=args.size, batch=args.batch, workers=0).train_dataloader.dataset
     inner_dataset(train).update(type='CocoJSONDataset', data_root='', ann_file=str(ann_file),
-                                data_prefix=dict(img=f'{data_dir / "images" / "train"}/'))
+                                data_prefix=dict(img=f'{image_dir}/'))
     inner_dataset(train).pop('metainfo', None)
-    ours = {mode: DATASETS.build(dict(train, cache_images=mode)) for mode in ('auto', False)}
-    hyp = official_hyp(train.pipeline)
-    # a layout each: the official loader writes a label cache that torch >= 2.6 cannot read back
-    theirs = {cache: official.LoadImagesAndLabels(
-        str(official_layout(data_dir, out_dir / f'official_{cache}')), args.size, args.batch,
-        augment=True, hyp=hyp, cache_images=cache) for cache in (False, True)}
-    print(f'(a2) training samples one at a time ({args.samples} per run), {args.size} px, '
-          f'{data_dir.name} ({len(ours[False])} images), official hyp {hyp}')
-    indexes = random.Random(0).choices(range(len(ours[False])), k=args.samples)
+    return train, {mode: DATASETS.build(dict(train, cache_images=mode)) for mode in modes}
+
+
+def sample_seconds(datasets: dict, args) -> dict:
+    """Median seconds of ``args.samples`` samples (the same random indexes) of each dataset, the
+    datasets taking turns."""
+    indexes = random.Random(0).choices(range(min(len(d) for d in datasets.values())), k=args.samples)
 
     def run(dataset):
         for index in indexes:
             dataset[index]
 
-    calls = {('ours', mode): (lambda d=d: run(d)) for mode, d in ours.items()}
-    calls.update({('official', cache): (lambda d=d: run(d)) for cache, d in theirs.items()})
-    seconds = {key: timing.seconds for key, timing in
-               interleaved_medians(calls, warmup=1, repeats=args.repeats).items()}
+    calls = {key: (lambda d=dataset: run(d)) for key, dataset in datasets.items()}
+    return {key: timing.seconds for key, timing in
+            interleaved_medians(calls, warmup=1, repeats=args.repeats).items()}
+
+
+def bench_official(args, out_dir: Path) -> None:
+    """Samples/s of the config's training dataset against the official ``LoadImagesAndLabels``."""
+    from yolov7_mmdet.datasets.sources import read_yolo_txt, save_as_coco
+    official = import_official_datasets(args.official_repo)
+    image_dir = Path(args.official_data) / 'images' / 'train'
+    ann_file = out_dir / 'official_data.json'
+    save_as_coco(read_yolo_txt(image_dir, classes='coco'), ann_file, name=image_dir.parent.parent.name,
+                 image_root=image_dir)
+    train, ours = our_train_datasets(args, ann_file, image_dir, ('auto', False))
+    hyp = official_hyp(train.pipeline)
+    # a layout each: the official loader writes a label cache that torch >= 2.6 cannot read back
+    theirs = {cache: official.LoadImagesAndLabels(
+        str(official_layout(Path(args.official_data), out_dir / f'official_{cache}')), args.size,
+        args.batch, augment=True, hyp=hyp, cache_images=cache) for cache in (False, True)}
+    print(f'(a2) training samples one at a time ({args.samples} per run), {args.size} px, '
+          f'{image_dir} ({len(ours[False])} images), official hyp {hyp}')
+    seconds = sample_seconds({**{('ours', mode): d for mode, d in ours.items()},
+                              **{('official', cache): d for cache, d in theirs.items()}}, args)
     rows = [(('ours', 'auto'), ('official', False), "ours, cache_images='auto' (config)",
              'official (no image cache)'),
             (('ours', False), ('official', False), 'ours, cache_images=False', 'official (no image cache)'),
@@ -385,6 +403,21 @@ def bench_official(args, out_dir: Path) -> None:
              'official, cache_images=True')]
     for ours_key, their_key, name, baseline in rows:
         print_row(name, args.samples, seconds[ours_key], baseline, seconds[their_key])
+
+
+def bench_cache(args, out_dir: Path) -> None:
+    """Samples/s of the config's training dataset with its image cache in RAM against none."""
+    from yolov7_mmdet.datasets.sources import read_voc, save_as_coco, voc_annotation_files
+    root = Path(args.cache_data)
+    xml_files = voc_annotation_files(root / 'annotations', root / 'splits' / 'train.txt')
+    ann_file = out_dir / 'cache_data.json'
+    save_as_coco(read_voc(xml_files, image_dir=root / 'images'), ann_file, name=root.name,
+                 image_root=root / 'images')
+    _, ours = our_train_datasets(args, ann_file, root / 'images', ('ram', False))
+    print(f'(e) image cache: training samples one at a time ({args.samples} per run), {args.size} px, '
+          f'{root} ({len(ours[False])} images)')
+    seconds = sample_seconds(ours, args)
+    print_row("cache_images='ram'", args.samples, seconds['ram'], 'cache_images=False', seconds[False])
 
 
 def head_layout(pred: Tensor) -> Tensor:
@@ -474,6 +507,8 @@ def main(argv=None) -> None:
             bench_data(args, splits)
             if args.official_repo:
                 bench_official(args, Path(tmp))
+        if 'cache' in args.parts:
+            bench_cache(args, Path(tmp))
         if 'loss' in args.parts:
             bench_loss(args)
         if {'step', 'loader'} & set(args.parts):

@@ -22,8 +22,10 @@ from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
-# Transform type -> the argument that holds its output size (width, height).
+# Transform type -> the argument that holds its output size (width, height); None (the loader's
+# default: the wrapper sets it to the mosaic's) is not checked.
 SIZED_TRANSFORMS = {'YOLOv7Mosaic': 'img_scale', 'YOLOv7RandomAffine': 'img_scale',
+                    'YOLOv7LoadImageAndAnnotations': 'img_scale',
                     'YOLOv7Letterbox': 'scale', 'Resize': 'scale'}
 
 
