@@ -248,3 +248,23 @@ def test_mosaic_does_not_resize_an_image_fitted_on_load():
     tiles = [mosaic._fitted(r) for r in (results, *results['mix_results'])]
     assert [t['img'].shape for t in tiles] == shapes  # not enlarged to 64 high
     assert isinstance(tiles[0]['gt_bboxes'], HorizontalBoxes)
+
+
+def test_dataloader_workers_use_the_cache_built_before_they_start(tmp_path, coco_folder):
+    """The RAM cache is filled when the dataset is built; forked workers read it: with the image
+    files gone, every sample still loads."""
+    import shutil
+
+    from mmengine.dataset import pseudo_collate
+    from torch.utils.data import DataLoader
+    folder = tmp_path / 'copy'
+    shutil.copytree(coco_folder, folder)
+    dataset = YOLOv7MixDataset(inner(folder, [dict(type='YOLOv7LoadImageAndAnnotations')]),
+                               PIPELINE, cache_images='ram')
+    for png in folder.glob('*.png'):
+        png.unlink()
+    loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=pseudo_collate,
+                        multiprocessing_context='fork')
+    batches = list(loader)
+    assert sum(len(batch['inputs']) for batch in batches) == len(SIZES)
+    assert all(img.shape == (3, *SCALE) for batch in batches for img in batch['inputs'])
