@@ -10,8 +10,8 @@ Parts (``--parts``, all by default), every one printed as images/s and a ratio:
   dataset against the official ``utils.datasets.LoadImagesAndLabels`` with the same augmentation (its
   ``hyp`` derived from the config's transforms), on the same YOLO-layout images (``--official-data``,
   default ``../shared/datasets/coco128``), one sample at a time in this process: ours with its image
-  cache (the config's default) and without, the official without (its default) and with
-  ``cache_images=True``;
+  cache (the config's default), without, and with the disk cache, the official without (its default)
+  and with ``cache_images=True``;
 * ``loss``: the loss forward + backward alone (YOLOv7-L level shapes, 80 classes, random logits,
   ``--gts`` GTs per image), against the per-image reference loss of ``bench_assigner_loss.py``; the
   maps are laid out as the head emits them (``--layout contiguous``: channel-last copies);
@@ -361,7 +361,9 @@ def our_train_datasets(args, ann_file: Path, image_dir: Path, modes: Sequence) -
     inner_dataset(train).update(type='CocoJSONDataset', data_root='', ann_file=str(ann_file),
                                 data_prefix=dict(img=f'{image_dir}/'))
     inner_dataset(train).pop('metainfo', None)
-    return train, {mode: DATASETS.build(dict(train, cache_images=mode)) for mode in modes}
+    cache_dir = str(ann_file.parent / 'image_cache')  # 'disk': in the run's temporary folder
+    return train, {mode: DATASETS.build(dict(train, cache_images=mode, cache_dir=cache_dir))
+                   for mode in modes}
 
 
 def sample_seconds(datasets: dict, args) -> dict:
@@ -386,7 +388,7 @@ def bench_official(args, out_dir: Path) -> None:
     ann_file = out_dir / 'official_data.json'
     save_as_coco(read_yolo_txt(image_dir, classes='coco'), ann_file, name=image_dir.parent.parent.name,
                  image_root=image_dir)
-    train, ours = our_train_datasets(args, ann_file, image_dir, ('auto', False))
+    train, ours = our_train_datasets(args, ann_file, image_dir, ('auto', False, 'disk'))
     hyp = official_hyp(train.pipeline)
     # a layout each: the official loader writes a label cache that torch >= 2.6 cannot read back
     theirs = {cache: official.LoadImagesAndLabels(
@@ -399,6 +401,7 @@ def bench_official(args, out_dir: Path) -> None:
     rows = [(('ours', 'auto'), ('official', False), "ours, cache_images='auto' (config)",
              'official (no image cache)'),
             (('ours', False), ('official', False), 'ours, cache_images=False', 'official (no image cache)'),
+            (('ours', 'disk'), ('official', False), "ours, cache_images='disk'", 'official (no image cache)'),
             (('ours', 'auto'), ('official', True), "ours, cache_images='auto' (config)",
              'official, cache_images=True')]
     for ours_key, their_key, name, baseline in rows:
