@@ -238,6 +238,13 @@ def test_mosaic_carries_polygons_with_their_boxes(mosaic9_prob):
         np.testing.assert_allclose(extents, boxes, atol=1e-4)
 
 
+def test_letterbox_path_drops_the_polygons():
+    results = random_results(0)
+    results['gt_masks'] = PolygonMasks([[np.zeros(8)]] * 3, *results['img'].shape[:2])
+    out = YOLOv7Mosaic(img_scale=SCALE, prob=0.0)(dict(results, mix_results=[]))
+    assert 'gt_masks' not in out and len(out['gt_bboxes']) == 3
+
+
 def test_mosaic_does_not_resize_an_image_fitted_on_load():
     results = random_results(0, height=63, max_width=45)
     results['mix_results'] = [random_results(s, height=63, max_width=45) for s in (1, 2, 3)]

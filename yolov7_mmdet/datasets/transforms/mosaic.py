@@ -23,7 +23,8 @@ avoids the off-by-one of mmdet 3.3's ``Mosaic.get_indexes`` (``random.randint(0,
 return ``len(dataset)``).
 
 Without a mosaic (``prob < 1``; the official recipes use 1.0) the image is letterboxed to
-``img_scale`` instead, as the official loader does.
+``img_scale`` instead, as the official loader does, and ``gt_masks`` is dropped (the official passes
+no polygons on that path).
 
 The transform changes the box fields of the results it is given (and of ``mix_results``) in place;
 ``YOLOv7MixDataset`` hands every transform its own copies of those (see its docstring).
@@ -128,6 +129,7 @@ class YOLOv7Mosaic(BaseTransform):
                              'given the indexes of its own get_indexes?')
         s_w, s_h = self.img_scale
         if not others:
+            results.pop(MASK_KEY, None)  # the official letterbox path carries no polygons on
             return letterbox(results, out_hw=(s_h, s_w), pad_val=self.pad_val)
         tiles = [self._fitted(r) for r in (results, *others)]
         sizes_hw = [tile['img'].shape[:2] for tile in tiles]
