@@ -108,7 +108,7 @@ def scale_annotations(results: dict, *, ratio: float) -> None:
     Boxes are multiplied by the ratio (what mmdet's ``Mosaic`` did per tile); polygons by the exact
     per-axis ratio of the sizes (what the official code does to its normalised segments).
     """
-    if results.get('gt_bboxes') is not None:
+    if results.get('gt_bboxes') is not None and ratio != 1:  # x * 1.0 == x: skip the torch op
         results['gt_bboxes'].rescale_((ratio, ratio))
     masks = results.get('gt_masks')
     if isinstance(masks, PolygonMasks):

@@ -167,14 +167,18 @@ class YOLOv7Mosaic(BaseTransform):
         off_x, off_y = window
         for tile, (x, y) in zip(tiles, corners):
             _paste(canvas, tile['img'], x - off_x, y - off_y)
-            tile['gt_bboxes'].translate_((x, y))
             if tile.get(MASK_KEY) is not None:
                 tile[MASK_KEY] = translate_masks(tile[MASK_KEY], (x - off_x, y - off_y),
                                                  canvas.shape[:2])
+        counts = [len(tile['gt_bboxes']) for tile in tiles]
         concat_instances(results, tiles)
         results['img'] = canvas
         results['img_shape'] = canvas.shape[:2]
         boxes = results['gt_bboxes']
+        # every box moved by its tile's corner in one add (the same float32 sums as one translate_
+        # per tile, a few times faster): (tiles, 2) corners -> (N, 2) per box -> (N, 4) x, y, x, y
+        corner_per_box = np.repeat(np.asarray(corners, dtype=np.float32).reshape(-1, 2), counts, axis=0)
+        boxes.tensor = boxes.tensor + boxes.tensor.new_tensor(np.tile(corner_per_box, (1, 2)))
         if off_x or off_y:
             boxes.translate_((-off_x, -off_y))
         boxes.clip_(results['img_shape'])
