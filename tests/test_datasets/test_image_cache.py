@@ -118,3 +118,11 @@ def test_auto_caches_in_ram_only_when_it_fits(monkeypatch):
     assert choose_mode(False, needed_bytes=0, **options) is None
     with pytest.raises(ValueError, match='cache_images'):
         choose_mode('memory', needed_bytes=0, **options)
+
+
+def test_an_unusable_cache_dir_is_one_clear_error(images, tmp_path):
+    not_a_folder = tmp_path / 'file'
+    not_a_folder.write_text('')
+    with pytest.raises(OSError, match=r'image cache: cannot use .*file.*cache_dir'):
+        build_image_cache(images, mode='disk', load=CountingLoader(), params='64',
+                          cache_dir=str(not_a_folder))

@@ -195,8 +195,12 @@ def build_image_cache(paths: Iterable[str], *, mode: str, load: LoadFn, params: 
     paths = list(dict.fromkeys(paths))
     cache_dir = cache_dir or DEFAULT_CACHE_DIR
     if mode == 'disk':
-        os.makedirs(cache_dir, exist_ok=True)
-        existing = _existing_disk_entries(cache_dir)
+        try:
+            os.makedirs(cache_dir, exist_ok=True)
+            existing = _existing_disk_entries(cache_dir)
+        except OSError as error:
+            raise OSError(f"image cache: cannot use {cache_dir} ({error.strerror}); set cache_dir to "
+                          "a writable folder, or cache_images to 'ram' or False") from None
 
     def cache_one(path: str) -> Optional[CachedImage]:
         if mode == 'disk':
