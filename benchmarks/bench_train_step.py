@@ -139,7 +139,8 @@ def convert_bccd(out_dir: Path) -> dict:
 
 
 def inner_dataset(dataset_cfg: Config) -> Config:
-    """The dataset config inside a mosaic wrapper (``YOLOv7MixDataset``, mmdet's ``MultiImageMixDataset``)."""
+    """The dataset config inside a mosaic wrapper (``YOLOv7MixDataset``, mmdet's
+    ``MultiImageMixDataset``), or ``dataset_cfg`` itself."""
     return dataset_cfg.dataset if dataset_cfg.type in MIX_WRAPPER_TYPES else dataset_cfg
 
 
@@ -336,7 +337,8 @@ def official_hyp(pipeline: Sequence[dict]) -> dict:
     hsv = by_type.get('YOLOv7HSVRandomAug', {})
     paste_in = [t for t in pipeline if 'PasteIn' in t['type']]
     return dict(mosaic=mosaic.get('prob', 1.0), mixup=by_type.get('YOLOv7MixUp', {}).get('prob', 0.0),
-                degrees=affine.get('max_rotate_degree', 0.0), translate=affine.get('max_translate_ratio', 0.2),
+                degrees=affine.get('max_rotate_degree', 0.0),
+                translate=affine.get('max_translate_ratio', 0.2),
                 scale=1.0 - low, shear=affine.get('max_shear_degree', 0.0), perspective=0.0,
                 hsv_h=hsv.get('hue_gain', 0.0), hsv_s=hsv.get('saturation_gain', 0.0),
                 hsv_v=hsv.get('value_gain', 0.0), flipud=0.0,
@@ -357,7 +359,8 @@ def our_train_datasets(args, ann_file: Path, image_dir: Path, modes: Sequence) -
     """The config's training dataset config reading ``ann_file``, and the dataset built once per
     ``cache_images`` mode."""
     from mmdet.registry import DATASETS
-    train = load_config(args.config, size=args.size, batch=args.batch, workers=0).train_dataloader.dataset
+    cfg = load_config(args.config, size=args.size, batch=args.batch, workers=0)
+    train = cfg.train_dataloader.dataset
     inner_dataset(train).update(type='CocoJSONDataset', data_root='', ann_file=str(ann_file),
                                 data_prefix=dict(img=f'{image_dir}/'))
     inner_dataset(train).pop('metainfo', None)
@@ -400,8 +403,10 @@ def bench_official(args, out_dir: Path) -> None:
                               **{('official', cache): d for cache, d in theirs.items()}}, args)
     rows = [(('ours', 'auto'), ('official', False), "ours, cache_images='auto' (config)",
              'official (no image cache)'),
-            (('ours', False), ('official', False), 'ours, cache_images=False', 'official (no image cache)'),
-            (('ours', 'disk'), ('official', False), "ours, cache_images='disk'", 'official (no image cache)'),
+            (('ours', False), ('official', False), 'ours, cache_images=False',
+             'official (no image cache)'),
+            (('ours', 'disk'), ('official', False), "ours, cache_images='disk'",
+             'official (no image cache)'),
             (('ours', 'auto'), ('official', True), "ours, cache_images='auto' (config)",
              'official, cache_images=True')]
     for ours_key, their_key, name, baseline in rows:

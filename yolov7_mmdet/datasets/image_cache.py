@@ -1,4 +1,4 @@
-"""Training images fitted to the input size once, kept in RAM or on disk (the official ``--cache-images``).
+"""Training images fitted to the input size once, kept in RAM or on disk (official ``--cache-images``).
 
 The official loader resizes every image on load so that its long side equals the input size
 (``load_image``), and with ``--cache-images`` keeps the resized images in RAM (or, with ``disk``, as

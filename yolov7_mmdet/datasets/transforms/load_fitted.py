@@ -113,7 +113,8 @@ def scale_annotations(results: dict, *, ratio: float) -> None:
     masks = results.get('gt_masks')
     if isinstance(masks, PolygonMasks):
         # integer-valued polygons load as integer arrays, which mmdet's resize would truncate
-        masks = PolygonMasks([[np.asarray(part, dtype=np.float64) for part in obj] for obj in masks.masks],
-                             masks.height, masks.width)
+        masks = PolygonMasks(
+            [[np.asarray(part, dtype=np.float64) for part in obj] for obj in masks.masks],
+            masks.height, masks.width)
     if masks is not None:
         results['gt_masks'] = masks.resize(results['img_shape'])
