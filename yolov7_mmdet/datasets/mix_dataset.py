@@ -10,10 +10,11 @@ in place and then ask for a retry (return None).
 **Ownership rule.** Each transform call receives its own dicts: a shallow copy of the results (and
 of every ``mix_results`` entry) whose box, label and flag fields are copies, so transforms may change
 those in place, and a retried call starts from the same state. Image arrays (and masks, which mmdet's
-mask structures never change in place) are shared, not copied: **no transform may write into
-``results['img']`` in place**; transforms put a new array there. Images from the image cache are
-read-only, so such a write raises instead of corrupting the cache. Every transform of this package
-and mmdet's ``RandomFlip``, ``PackDetInputs`` and photometric transforms follow the rule.
+mask structures never change in place) are shared, not copied: **no transform may write into a
+loaded image in place**; transforms put a new array in ``results['img']``. Images from the image
+cache are read-only, so such a write raises instead of corrupting the cache. Every transform of this
+package and mmdet's ``RandomFlip`` and ``PackDetInputs`` follow the rule; an image a transform made
+(the mosaic canvas and what follows) belongs to its results and may be changed in place.
 
 **Image cache** (``cache_images``): the fitted images of ``YOLOv7LoadImageAndAnnotations`` (the
 wrapped dataset's loader) decoded once, in RAM or on disk; see :mod:`yolov7_mmdet.datasets.image_cache`.
