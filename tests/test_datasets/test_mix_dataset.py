@@ -238,6 +238,21 @@ def test_mosaic_carries_polygons_with_their_boxes(mosaic9_prob):
         np.testing.assert_allclose(extents, boxes, atol=1e-4)
 
 
+@pytest.mark.parametrize('mosaic9_prob', [0.0, 1.0], ids=['4-image', '9-image'])
+def test_mosaic_leaves_the_images_it_reads_unchanged(mosaic9_prob):
+    """Tiles that need resizing, passed without copies: their dicts, images and boxes stay as given."""
+    sources = [random_results(s, height=90, max_width=120) for s in range(9)]
+    before = [(dict(r), r['img'].copy(), r['gt_bboxes'].numpy().copy()) for r in sources]
+    mosaic = YOLOv7Mosaic(img_scale=(64, 48), mosaic9_prob=mosaic9_prob)
+    random.seed(0)
+    count = len(mosaic.get_indexes(sources))
+    mosaic(dict(sources[0], mix_results=sources[1:count + 1]))
+    for source, (fields, img, boxes) in zip(sources, before):
+        assert source.keys() == fields.keys() and all(source[k] is fields[k] for k in fields)
+        np.testing.assert_array_equal(source['img'], img)
+        np.testing.assert_array_equal(source['gt_bboxes'].numpy(), boxes)
+
+
 def test_letterbox_path_drops_the_polygons():
     results = random_results(0)
     results['gt_masks'] = PolygonMasks([[np.zeros(8)]] * 3, *results['img'].shape[:2])

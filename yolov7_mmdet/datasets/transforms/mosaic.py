@@ -26,8 +26,8 @@ Without a mosaic (``prob < 1``; the official recipes use 1.0) the image is lette
 ``img_scale`` instead, as the official loader does, and ``gt_masks`` is dropped (the official passes
 no polygons on that path).
 
-The transform changes the box fields of the results it is given (and of ``mix_results``) in place;
-``YOLOv7MixDataset`` hands every transform its own copies of those (see its docstring).
+The transform changes only the results it is given (as every transform does), never the
+``mix_results`` it reads: no copies of their images or boxes are needed.
 """
 from __future__ import annotations
 
@@ -149,13 +149,16 @@ class YOLOv7Mosaic(BaseTransform):
         return bool(results.get('keep_ratio')) and tuple(results.get('scale', ())) == self.img_scale
 
     def _fitted(self, results: dict) -> dict:
-        """``results`` with its image fitted into ``img_scale`` (bilinear) and its annotations scaled."""
+        """A tile: a shallow copy of ``results`` with its image fitted into ``img_scale``
+        (bilinear) and its annotations scaled (new objects: the input is left as it was)."""
+        tile = dict(results)
         if self.already_fitted(results):
-            return results
-        img, ratio = fit_image(results['img'], self.img_scale)
-        results['img'], results['img_shape'] = img, img.shape[:2]
-        scale_annotations(results, ratio=ratio)
-        return results
+            return tile
+        tile['img'], ratio = fit_image(results['img'], self.img_scale)
+        tile['img_shape'] = tile['img'].shape[:2]
+        tile['gt_bboxes'] = results['gt_bboxes'].clone()
+        scale_annotations(tile, ratio=ratio)
+        return tile
 
     def _compose(self, results: dict, tiles: Sequence[dict], corners: Sequence[tuple[int, int]],
                  window: tuple[int, int]) -> dict:
