@@ -5,7 +5,13 @@ Parts (``--parts``, all by default), every one printed as images/s and a ratio:
 * ``data``: the config's training pipeline alone (mosaic 4/9, affine, mixup, HSV, flip, pack) through
   a DataLoader with ``--workers`` workers, against mmdet's YOLOX-s training pipeline (mosaic, affine,
   mixup, HSV, flip, resize, pad) on the same images (BCCD, 640x480 photographs, ``../shared``) at the
-  same size;
+  same size; and, with ``--official-repo DIR`` (a checkout of the official YOLOv7 code, imported from
+  there at run time, never part of this repository), samples per second of the config's training
+  dataset against the official ``utils.datasets.LoadImagesAndLabels`` with the same augmentation (its
+  ``hyp`` derived from the config's transforms), on the same YOLO-layout images (``--official-data``,
+  default ``../shared/datasets/coco128``), one sample at a time in this process: ours with its image
+  cache (the config's default), without, and with the disk cache, the official without (its default)
+  and with ``cache_images=True``;
 * ``loss``: the loss forward + backward alone (YOLOv7-L level shapes, 80 classes, random logits,
   ``--gts`` GTs per image), against the per-image reference loss of ``bench_assigner_loss.py``; the
   maps are laid out as the head emits them (``--layout contiguous``: channel-last copies);
@@ -13,12 +19,16 @@ Parts (``--parts``, all by default), every one printed as images/s and a ratio:
   model with that reference loss; also the loss's share of the step (against a stand-in loss that
   costs nothing but still back-propagates through the whole network);
 * ``loader``: the full step fed by the real dataloader (``--workers`` workers), against the
-  synthetic step.
+  synthetic step;
+* ``cache`` (not in the default parts): samples per second of the config's training dataset with its
+  image cache in RAM against none, on a VOC folder (``--cache-data``, default raccoon).
 
 Usage (CPU figures of ``docs/benchmarks.md``; the GPU command names the L config at 16 x 640)::
 
     python benchmarks/bench_train_step.py --parts loss --gts 10 50 --threads 1
     python benchmarks/bench_train_step.py --parts data --size 640 --batch 16 --workers 0
+    python benchmarks/bench_train_step.py --parts data --threads 1 --official-repo /tmp/yolov7 --samples 32
+    python benchmarks/bench_train_step.py --parts cache --threads 1 --samples 32
     python benchmarks/bench_train_step.py --parts step loader --config configs/yolov7/yolov7_tiny_8xb16-300e_coco.py \
         --size 320 --batch 8
     python benchmarks/bench_train_step.py --config configs/yolov7/yolov7_l_8xb16-300e_coco.py --batch 16 \
@@ -28,12 +38,15 @@ Every figure is the median of ``--repeats`` timed runs after a warm-up; the two 
 alternately, so that a busy machine slows both alike.
 """
 import argparse
+import importlib
 import logging
+import random
 import sys
 import tempfile
+import types
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -49,6 +62,7 @@ import bench_assigner_loss as assigner_bench  # noqa: E402
 import yolov7_mmdet  # noqa: E402,F401  (registers the plugin)
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
+from yolov7_mmdet.datasets import MIX_WRAPPER_TYPES  # noqa: E402
 from yolov7_mmdet.datasets.rect_eval import set_eval_protocol  # noqa: E402
 from yolov7_mmdet.engine.hooks.ema_hook import YOLOv7ModelEMA  # noqa: E402
 from yolov7_mmdet.utils.timing import interleaved_medians  # noqa: E402
@@ -62,7 +76,7 @@ AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=str(DEFAULT_CONFIG), help='YOLOv7 training config')
-    parser.add_argument('--parts', nargs='+', choices=('data', 'loss', 'step', 'loader'),
+    parser.add_argument('--parts', nargs='+', choices=('data', 'loss', 'step', 'loader', 'cache'),
                         default=['data', 'loss', 'step', 'loader'])
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--size', type=int, default=640, help='square input size (multiple of 32)')
@@ -77,6 +91,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--amp', choices=sorted(AMP_DTYPES), help='autocast the model (step parts)')
     parser.add_argument('--channels-last', action='store_true', help='model.channels_last=True')
     parser.add_argument('--compile', action='store_true', help='model.compile_backbone_neck=True')
+    parser.add_argument('--official-repo', help='data part: also time the official YOLOv7 loader of '
+                        'this checkout (its utils/datasets.py)')
+    parser.add_argument('--official-data', default=str(COCO128),
+                        help='YOLO-layout images/ + labels/ folder for the official comparison')
+    parser.add_argument('--samples', type=int, default=32,
+                        help='samples per timed run of the official comparison and the cache part')
+    parser.add_argument('--cache-data', default=str(RACCOON),
+                        help='cache part: a VOC folder with annotations/, images/, splits/train.txt')
     return parser.parse_args(argv)
 
 
@@ -100,6 +122,8 @@ def print_row(name: str, images: int, seconds: float, baseline: str, baseline_se
 # configs and data
 
 BCCD = REPO_ROOT.parent / 'shared' / 'datasets' / 'bccd'
+COCO128 = REPO_ROOT.parent / 'shared' / 'datasets' / 'coco128'
+RACCOON = REPO_ROOT.parent / 'shared' / 'datasets' / 'raccoon'
 
 
 def convert_bccd(out_dir: Path) -> dict:
@@ -115,10 +139,15 @@ def convert_bccd(out_dir: Path) -> dict:
     return splits
 
 
+def inner_dataset(dataset_cfg: Config) -> Config:
+    """The dataset config inside a mosaic wrapper (``YOLOv7MixDataset``, mmdet's
+    ``MultiImageMixDataset``), or ``dataset_cfg`` itself."""
+    return dataset_cfg.dataset if dataset_cfg.type in MIX_WRAPPER_TYPES else dataset_cfg
+
+
 def point_at_data(cfg: Config, splits: dict, *, batch_size: int, workers: int) -> None:
     """Make the dataloaders of ``cfg`` read ``splits`` through their own pipelines (classes from the files)."""
-    train = cfg.train_dataloader.dataset
-    inner = train.dataset if train.type == 'MultiImageMixDataset' else train
+    inner = inner_dataset(cfg.train_dataloader.dataset)
     for dataset, (ann_file, prefix) in ((inner, splits['train']),
                                         (cfg.val_dataloader.dataset, splits['val'])):
         dataset.update(type='CocoJSONDataset', data_root='', ann_file=ann_file,
@@ -152,7 +181,8 @@ def load_config(path: str, *, size: int, batch: int, workers: int, splits: Optio
     set_eval_protocol(cfg, 'square')  # one input size for every validation image, as YOLOX's
     resize_pipelines(cfg, {(640, 640): (size, size), (1280, 1280): (size, size),
                                      (-320, -320): (-size // 2, -size // 2)})
-    cfg.model.bbox_head.loss.img_size = size  # the loss's size gains follow the input size
+    if 'loss' in cfg.model.bbox_head:  # ours (not YOLOX): the loss's size gains follow the input size
+        cfg.model.bbox_head.loss.img_size = size
     if splits is not None:
         point_at_data(cfg, splits, batch_size=batch, workers=workers)
     cfg.model.update(model_options or {})
@@ -270,6 +300,136 @@ def bench_data(args, splits: dict) -> None:
               f'R / {images / t_ours:.1f} workers (on cores as fast as these)')
 
 
+def import_official_datasets(repo: str) -> types.ModuleType:
+    """The official ``utils.datasets`` of the checkout ``repo``.
+
+    Modules it imports but the loader never uses (torchvision, requests, thop) are stood in for when
+    they are not installed; a stand-in raises if it is ever called. Importing it sets OpenCV to one
+    thread for the whole process (the official ``cv2.setNumThreads(0)``): both sides alike.
+    """
+    def stand_in(name: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+
+        def unavailable(attr: str):
+            if attr.startswith('__'):
+                raise AttributeError(attr)
+
+            def call(*_, **__):
+                raise RuntimeError(f'{name}.{attr} is not installed (a benchmark stand-in)')
+            return call
+        module.__getattr__ = unavailable
+        return module
+
+    for name in ('torchvision', 'torchvision.utils', 'torchvision.ops', 'requests', 'thop'):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            sys.modules[name] = stand_in(name)
+    sys.path.insert(0, str(Path(repo).resolve()))
+    return importlib.import_module('utils.datasets')
+
+
+def official_hyp(pipeline: Sequence[dict]) -> dict:
+    """The official ``hyp`` entries that give the augmentation of our training ``pipeline``."""
+    by_type = {t['type']: t for t in pipeline}
+    mosaic, affine = by_type['YOLOv7Mosaic'], by_type['YOLOv7RandomAffine']
+    if mosaic.get('mosaic9_prob', 0.2) != 0.2:
+        raise ValueError('the official loader makes 9-image mosaics with probability 0.2 only')
+    low, high = affine.get('scaling_ratio_range', (0.1, 2.0))
+    hsv = by_type.get('YOLOv7HSVRandomAug', {})
+    paste_in = [t for t in pipeline if 'PasteIn' in t['type']]
+    return dict(mosaic=mosaic.get('prob', 1.0), mixup=by_type.get('YOLOv7MixUp', {}).get('prob', 0.0),
+                degrees=affine.get('max_rotate_degree', 0.0),
+                translate=affine.get('max_translate_ratio', 0.2),
+                scale=1.0 - low, shear=affine.get('max_shear_degree', 0.0), perspective=0.0,
+                hsv_h=hsv.get('hue_gain', 0.0), hsv_s=hsv.get('saturation_gain', 0.0),
+                hsv_v=hsv.get('value_gain', 0.0), flipud=0.0,
+                fliplr=by_type.get('RandomFlip', {}).get('prob', 0.0), copy_paste=0.0,
+                paste_in=paste_in[0].get('prob', 0.0) if paste_in else 0.0)
+
+
+def official_layout(data_dir: Path, out_dir: Path) -> Path:
+    """``out_dir/images/train`` and ``out_dir/labels/train`` linking to ``data_dir``'s, so that the
+    official loader writes its label cache into ``out_dir``, not into the dataset."""
+    for kind in ('images', 'labels'):
+        (out_dir / kind).mkdir(parents=True)
+        (out_dir / kind / 'train').symlink_to((data_dir / kind / 'train').resolve())
+    return out_dir / 'images' / 'train'
+
+
+def our_train_datasets(args, ann_file: Path, image_dir: Path, modes: Sequence) -> Tuple[Config, dict]:
+    """The config's training dataset config reading ``ann_file``, and the dataset built once per
+    ``cache_images`` mode."""
+    from mmdet.registry import DATASETS
+    cfg = load_config(args.config, size=args.size, batch=args.batch, workers=0)
+    train = cfg.train_dataloader.dataset
+    inner_dataset(train).update(type='CocoJSONDataset', data_root='', ann_file=str(ann_file),
+                                data_prefix=dict(img=f'{image_dir}/'))
+    inner_dataset(train).pop('metainfo', None)
+    cache_dir = str(ann_file.parent / 'image_cache')  # 'disk': in the run's temporary folder
+    return train, {mode: DATASETS.build(dict(train, cache_images=mode, cache_dir=cache_dir))
+                   for mode in modes}
+
+
+def sample_seconds(datasets: dict, args) -> dict:
+    """Median seconds of ``args.samples`` samples (the same random indexes) of each dataset, the
+    datasets taking turns."""
+    indexes = random.Random(0).choices(range(min(len(d) for d in datasets.values())), k=args.samples)
+
+    def run(dataset):
+        for index in indexes:
+            dataset[index]
+
+    calls = {key: (lambda d=dataset: run(d)) for key, dataset in datasets.items()}
+    return {key: timing.seconds for key, timing in
+            interleaved_medians(calls, warmup=1, repeats=args.repeats).items()}
+
+
+def bench_official(args, out_dir: Path) -> None:
+    """Samples/s of the config's training dataset against the official ``LoadImagesAndLabels``."""
+    from yolov7_mmdet.datasets.sources import read_yolo_txt, save_as_coco
+    official = import_official_datasets(args.official_repo)
+    image_dir = Path(args.official_data) / 'images' / 'train'
+    ann_file = out_dir / 'official_data.json'
+    save_as_coco(read_yolo_txt(image_dir, classes='coco'), ann_file, name=image_dir.parent.parent.name,
+                 image_root=image_dir)
+    train, ours = our_train_datasets(args, ann_file, image_dir, ('auto', False, 'disk'))
+    hyp = official_hyp(train.pipeline)
+    # a layout each: the official loader writes a label cache that torch >= 2.6 cannot read back
+    theirs = {cache: official.LoadImagesAndLabels(
+        str(official_layout(Path(args.official_data), out_dir / f'official_{cache}')), args.size,
+        args.batch, augment=True, hyp=hyp, cache_images=cache) for cache in (False, True)}
+    print(f'(a2) training samples one at a time ({args.samples} per run), {args.size} px, '
+          f'{image_dir} ({len(ours[False])} images), official hyp {hyp}')
+    seconds = sample_seconds({**{('ours', mode): d for mode, d in ours.items()},
+                              **{('official', cache): d for cache, d in theirs.items()}}, args)
+    rows = [(('ours', 'auto'), ('official', False), "ours, cache_images='auto' (config)",
+             'official (no image cache)'),
+            (('ours', False), ('official', False), 'ours, cache_images=False',
+             'official (no image cache)'),
+            (('ours', 'disk'), ('official', False), "ours, cache_images='disk'",
+             'official (no image cache)'),
+            (('ours', 'auto'), ('official', True), "ours, cache_images='auto' (config)",
+             'official, cache_images=True')]
+    for ours_key, their_key, name, baseline in rows:
+        print_row(name, args.samples, seconds[ours_key], baseline, seconds[their_key])
+
+
+def bench_cache(args, out_dir: Path) -> None:
+    """Samples/s of the config's training dataset with its image cache in RAM against none."""
+    from yolov7_mmdet.datasets.sources import read_voc, save_as_coco, voc_annotation_files
+    root = Path(args.cache_data)
+    xml_files = voc_annotation_files(root / 'annotations', root / 'splits' / 'train.txt')
+    ann_file = out_dir / 'cache_data.json'
+    save_as_coco(read_voc(xml_files, image_dir=root / 'images'), ann_file, name=root.name,
+                 image_root=root / 'images')
+    _, ours = our_train_datasets(args, ann_file, root / 'images', ('ram', False))
+    print(f'(e) image cache: training samples one at a time ({args.samples} per run), {args.size} px, '
+          f'{root} ({len(ours[False])} images)')
+    seconds = sample_seconds(ours, args)
+    print_row("cache_images='ram'", args.samples, seconds['ram'], 'cache_images=False', seconds[False])
+
+
 def head_layout(pred: Tensor) -> Tensor:
     """The same (B, A, H, W, 5+C) values laid out as the head emits them: a permuted view of the
     conv output (B, A*(5+C), H, W), so that each channel is a contiguous plane."""
@@ -355,6 +515,10 @@ def main(argv=None) -> None:
         splits = convert_bccd(Path(tmp)) if needs_data else None
         if 'data' in args.parts:
             bench_data(args, splits)
+            if args.official_repo:
+                bench_official(args, Path(tmp))
+        if 'cache' in args.parts:
+            bench_cache(args, Path(tmp))
         if 'loss' in args.parts:
             bench_loss(args)
         if {'step', 'loader'} & set(args.parts):

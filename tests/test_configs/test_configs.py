@@ -74,6 +74,9 @@ def test_config_carries_the_official_recipe(arch):
     hsv = find(train, 'YOLOv7HSVRandomAug')
     assert (hsv['hue_gain'], hsv['saturation_gain'], hsv['value_gain']) == (0.015, 0.7, 0.4)
     assert find(train, 'RandomFlip')['prob'] == 0.5
+    wrapper = cfg.train_dataloader.dataset  # fits on load to the mosaic's size, caches if it fits
+    assert (wrapper.type, wrapper.cache_images) == ('YOLOv7MixDataset', 'auto')
+    assert [t['type'] for t in wrapper.dataset.pipeline] == ['YOLOv7LoadImageAndAnnotations']
 
     letterbox = find(cfg.test_pipeline, 'YOLOv7Letterbox')  # the square protocol (export)
     assert letterbox['scale'] == (size, size) and letterbox['allow_scale_up'] is False

@@ -77,6 +77,15 @@ def test_a_child_config_that_changes_only_img_scale_is_refused(tmp_path):
         check_runner_input_sizes(fake_runner(cfg), ('train_dataloader', 'val_dataloader'))
 
 
+def test_a_loader_fitting_to_another_size_is_refused():
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs/demo/yolov7_tiny_demo.py'))
+    runner = fake_runner(cfg)
+    check_runner_input_sizes(runner, ('train_dataloader',))  # img_scale None: the mosaic's size
+    cfg.train_dataloader.dataset.dataset.pipeline[0]['img_scale'] = (640, 640)
+    with pytest.raises(ValueError, match=r'YOLOv7LoadImageAndAnnotations img_scale=\(640, 640\)'):
+        check_runner_input_sizes(runner, ('train_dataloader',))
+
+
 def test_sizes_must_be_multiples_of_the_largest_stride():
     cfg = Config.fromfile(str(REPO_ROOT / 'configs/yolov7/yolov7_tiny_custom.py'))
     runner = fake_runner(cfg)

@@ -2,7 +2,7 @@
 
 Each run uses the variant config as shipped, with only the data (a 4 + 2 image demo dataset made in
 ``tmp_path``), the input size (64; 128 for the stride-64 P6 model), the batch size and the length
-overridden. It checks that the whole chain (MultiImageMixDataset with mosaic / mixup, collate,
+overridden. It checks that the whole chain (YOLOv7MixDataset with mosaic / mixup, collate,
 preprocessor, model, loss, optimizer wrapper and hooks, letterboxed validation, CocoMetric) runs and
 produces finite losses and COCO metrics.
 """

@@ -23,6 +23,7 @@ from typing import Callable
 
 from mmengine.config import Config
 
+from ..datasets import MIX_WRAPPER_TYPES
 from .models import ModelSpec
 
 SIMPLE_PIPELINE_DROPS_HOOKS = ('YOLOXModeSwitchHook', 'PipelineSwitchHook')
@@ -54,7 +55,7 @@ def from_scratch(model_cfg: dict, num_classes: int) -> None:
 
 def inner_dataset(loader: dict) -> dict:
     dataset = loader['dataset']
-    return dataset['dataset'] if dataset.get('type') == 'MultiImageMixDataset' else dataset
+    return dataset['dataset'] if dataset.get('type') in MIX_WRAPPER_TYPES else dataset
 
 
 def simple_train_pipeline(size: int) -> list:
@@ -85,7 +86,7 @@ def point_at_data(cfg: Config, data: dict, *, size: int, batch_size: int, worker
     """Train on ``data['train']`` with the simple pipeline, validate on ``data['val']``."""
     train = inner_dataset(cfg.train_dataloader)
     train.update(pipeline=simple_train_pipeline(size), filter_cfg=dict(filter_empty_gt=False))
-    cfg.train_dataloader.dataset = train  # no MultiImageMixDataset around it
+    cfg.train_dataloader.dataset = train  # no mosaic wrapper around it
     val_pipeline = sized_test_pipeline(cfg.val_dataloader.dataset.pipeline, size)
     for loader, (ann_file, prefix) in ((cfg.train_dataloader, data['train']),
                                        (cfg.val_dataloader, data['val'])):

@@ -15,10 +15,13 @@ data_root = 'data/coco/'
 img_scale = (640, 640)  # (width, height)
 backend_args = None
 
-# What the wrapped dataset does for every image (the current one and the extra mosaic / mixup ones).
+# What the wrapped dataset does for every image (the current one and the extra mosaic / mixup ones):
+# decode (or read the image cache), fit into the mosaic's img_scale (the official load_image; the
+# wrapper sets the size from YOLOv7Mosaic), load the boxes and scale them with the image.
 load_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='YOLOv7LoadImageAndAnnotations',
+         load_image=dict(type='LoadImageFromFile', backend_args=backend_args),
+         load_annotations=dict(type='LoadAnnotations', with_bbox=True)),
 ]
 # One mosaic made into one training-size image; also makes mixup's second image.
 mosaic_affine = [
@@ -58,7 +61,10 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='MultiImageMixDataset',
+        # mmdet's MultiImageMixDataset without its copies of every image; 'auto': the fitted images
+        # are cached in RAM when they need at most 30% of the available memory (docs/data_pipeline.md)
+        type='YOLOv7MixDataset',
+        cache_images='auto',
         dataset=dict(
             type=dataset_type,
             data_root=data_root,

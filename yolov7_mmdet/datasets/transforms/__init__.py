@@ -1,10 +1,11 @@
 """YOLOv7's data transforms, registered in mmdet's ``TRANSFORMS`` (see ``docs/data_pipeline.md``)."""
 from .hsv import YOLOv7HSVRandomAug
 from .letterbox import YOLOv7Letterbox
+from .load_fitted import YOLOv7LoadImageAndAnnotations
 from .mix_up import YOLOv7MixUp
 from .mosaic import YOLOv7Mosaic
 from .random_affine import YOLOv7RandomAffine
 from .resize_long_side import YOLOv7ResizeLongSide
 
-__all__ = ['YOLOv7HSVRandomAug', 'YOLOv7Letterbox', 'YOLOv7MixUp', 'YOLOv7Mosaic',
-           'YOLOv7RandomAffine', 'YOLOv7ResizeLongSide']
+__all__ = ['YOLOv7HSVRandomAug', 'YOLOv7Letterbox', 'YOLOv7LoadImageAndAnnotations', 'YOLOv7MixUp',
+           'YOLOv7Mosaic', 'YOLOv7RandomAffine', 'YOLOv7ResizeLongSide']

@@ -28,7 +28,7 @@ from ._instances import concat_instances
 
 @TRANSFORMS.register_module()
 class YOLOv7MixUp(BaseTransform):
-    """Blend with a second mosaic at a Beta(alpha, beta) ratio. Use inside ``MultiImageMixDataset``.
+    """Blend with a second mosaic at a Beta(alpha, beta) ratio. Use inside ``YOLOv7MixDataset``.
 
     Required keys: ``img``, instance keys, ``mix_results``.
     Modified keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``.

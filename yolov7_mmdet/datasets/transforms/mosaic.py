@@ -1,37 +1,48 @@
 """YOLOv7's mosaic: 4 images (probability 0.8) or 9 images (0.2) tiled on one canvas.
 
-Both layouts scale each image so that it fits ``img_scale`` (keeping its aspect ratio) and produce a
-canvas of twice ``img_scale`` filled with 114, on which ``YOLOv7RandomAffine`` then crops the final
-``img_scale`` image.
+Both layouts use each image at its size fitted into ``img_scale`` (keeping its aspect ratio: done on
+load by ``YOLOv7LoadImageAndAnnotations``, as the official ``load_image`` does, or here for images
+loaded at full size) and produce a canvas of twice ``img_scale`` filled with 114, on which
+``YOLOv7RandomAffine`` then crops the final ``img_scale`` image.
 
-* 4 images: mmdet's :class:`~mmdet.datasets.transforms.Mosaic` is the official layout (a random
-  centre in ``[0.5, 1.5] * img_scale``, the four images meeting at it), so it is reused as is.
+* 4 images: the official layout (a random centre in ``[0.5, 1.5] * img_scale``, the four images
+  meeting at it), drawn as mmdet's :class:`~mmdet.datasets.transforms.Mosaic` draws it (which this
+  transform used before and whose seeded outputs it reproduces), without its copies of every image.
 * 9 images (mmdet has none): the first image sits at ``(s, s)`` of a ``3s`` canvas and the other
   eight go round it clockwise from the top, each touching its neighbour (see :func:`nine_tile_corners`);
-  a random ``2s`` window whose corner lies in ``[0, s)`` is then cut out.
+  a random ``2s`` window whose corner lies in ``[0, s)`` is kept. Only that window is allocated: the
+  tiles are pasted into it directly.
 
-The 4/9 choice is drawn in :meth:`YOLOv7Mosaic.get_indexes` (which mmdet's ``MultiImageMixDataset``
-calls before the transform) and shows in the number of extra images fetched: 3 or 8. Drawing the
-indexes here also avoids the off-by-one of mmdet 3.3's ``Mosaic.get_indexes``
-(``random.randint(0, len(dataset))`` can return ``len(dataset)``).
+Instances follow their tile: boxes are translated, concatenated, clipped to the canvas, and those
+with no area left are dropped; ``gt_masks`` (mmdet ``PolygonMasks`` or ``BitmapMasks``), when the
+images have them, are translated (and clipped) with their tile and selected with their boxes.
+
+The 4/9 choice is drawn in :meth:`YOLOv7Mosaic.get_indexes` (which the dataset wrapper calls before
+the transform) and shows in the number of extra images fetched: 3 or 8. Drawing the indexes here also
+avoids the off-by-one of mmdet 3.3's ``Mosaic.get_indexes`` (``random.randint(0, len(dataset))`` can
+return ``len(dataset)``).
 
 Without a mosaic (``prob < 1``; the official recipes use 1.0) the image is letterboxed to
-``img_scale`` instead, as the official loader does.
+``img_scale`` instead, as the official loader does, and ``gt_masks`` is dropped (the official passes
+no polygons on that path).
+
+The transform changes only the results it is given (as every transform does), never the
+``mix_results`` it reads: no copies of their images or boxes are needed.
 """
 from __future__ import annotations
 
 import random
 from typing import Sequence
 
-import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmdet.datasets.transforms import Mosaic
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 
-from ._instances import INSTANCE_KEYS, concat_instances, select_instances
+from ..image_cache import fit_image
+from ._instances import MASK_KEY, concat_instances, select_instances
 from .letterbox import letterbox
+from .load_fitted import scale_annotations
 
 #: Extra images fetched (besides the current one) for each layout.
 EXTRA_IMAGES = {4: 3, 9: 8}
@@ -77,10 +88,13 @@ def _paste(canvas: np.ndarray, img: np.ndarray, x: int, y: int) -> None:
 
 @TRANSFORMS.register_module()
 class YOLOv7Mosaic(BaseTransform):
-    """4- or 9-image mosaic of YOLOv7 (see the module docstring). Use inside ``MultiImageMixDataset``.
+    """4- or 9-image mosaic of YOLOv7 (see the module docstring). Use inside ``YOLOv7MixDataset``
+    (or mmdet's ``MultiImageMixDataset``), which fetches the images of :meth:`get_indexes`.
 
-    Required keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``, ``mix_results``.
-    Modified keys: ``img``, ``img_shape``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``.
+    Required keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``, ``mix_results``;
+    optional ``gt_masks``, and ``scale`` / ``keep_ratio`` (the image already fits ``img_scale``).
+    Modified keys: ``img``, ``img_shape``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``,
+    ``gt_masks``.
 
     Args:
         img_scale: ``(width, height)`` every image is fitted into; the canvas is twice as large.
@@ -99,8 +113,6 @@ class YOLOv7Mosaic(BaseTransform):
         self.mosaic9_prob = mosaic9_prob
         self.prob = prob
         self.pad_val = pad_val
-        self._mosaic4 = Mosaic(img_scale=self.img_scale, center_ratio_range=(0.5, 1.5),
-                               pad_val=pad_val, prob=1.0, bbox_clip_border=True)
 
     def get_indexes(self, dataset) -> list[int]:
         """Draw the layout and the extra images: 3 indexes (4-mosaic), 8 (9-mosaic) or none."""
@@ -112,51 +124,85 @@ class YOLOv7Mosaic(BaseTransform):
     @autocast_box_type()
     def transform(self, results: dict) -> dict:
         others = results.get('mix_results', [])
-        if len(others) == EXTRA_IMAGES[4]:
-            return self._mosaic4.transform(results)
-        if len(others) == EXTRA_IMAGES[9]:
-            return self._mosaic9(results, others)
+        if len(others) not in (0, EXTRA_IMAGES[4], EXTRA_IMAGES[9]):
+            raise ValueError(f'YOLOv7Mosaic needs 0, 3 or 8 mix_results, got {len(others)}; was it '
+                             'given the indexes of its own get_indexes?')
+        s_w, s_h = self.img_scale
         if not others:
-            s_w, s_h = self.img_scale
+            results.pop(MASK_KEY, None)  # the official letterbox path carries no polygons on
             return letterbox(results, out_hw=(s_h, s_w), pad_val=self.pad_val)
-        raise ValueError(f'YOLOv7Mosaic needs 0, 3 or 8 mix_results, got {len(others)}; was it '
-                         'given the indexes of its own get_indexes?')
+        tiles = [self._fitted(r) for r in (results, *others)]
+        sizes_hw = [tile['img'].shape[:2] for tile in tiles]
+        if len(others) == EXTRA_IMAGES[4]:
+            # numpy's draws of mmdet's Mosaic (its probability, then the centre), which this layout
+            # used before: seeded runs stay the same
+            np.random.uniform(0, 1)
+            centre = int(np.random.uniform(0.5, 1.5) * s_w), int(np.random.uniform(0.5, 1.5) * s_h)
+            return self._compose(results, tiles, four_tile_corners(sizes_hw, *centre), (0, 0))
+        # the 2s x 2s window of the 3s canvas, its corner uniform in [0, s)
+        window = int(random.uniform(0, s_w)), int(random.uniform(0, s_h))
+        return self._compose(results, tiles, nine_tile_corners(sizes_hw, s_w, s_h), window)
 
-    def _fit(self, results: dict) -> tuple[np.ndarray, dict]:
-        """Resize one image to fit ``img_scale`` (keep ratio, bilinear) and scale its boxes."""
-        img = results['img']
-        height, width = img.shape[:2]
+    def already_fitted(self, results: dict) -> bool:
+        """Whether the image was fitted into ``img_scale`` on load (``YOLOv7LoadImageAndAnnotations``
+        or mmdet's ``Resize(scale=img_scale, keep_ratio=True)`` record so)."""
+        return bool(results.get('keep_ratio')) and tuple(results.get('scale', ())) == self.img_scale
+
+    def _fitted(self, results: dict) -> dict:
+        """A tile: a shallow copy of ``results`` with its image fitted into ``img_scale``
+        (bilinear) and its annotations scaled (new objects: the input is left as it was)."""
+        tile = dict(results)
+        if self.already_fitted(results):
+            return tile
+        tile['img'], ratio = fit_image(results['img'], self.img_scale)
+        tile['img_shape'] = tile['img'].shape[:2]
+        tile['gt_bboxes'] = results['gt_bboxes'].clone()
+        scale_annotations(tile, ratio=ratio)
+        return tile
+
+    def _compose(self, results: dict, tiles: Sequence[dict], corners: Sequence[tuple[int, int]],
+                 window: tuple[int, int]) -> dict:
+        """Paste ``tiles`` at ``corners`` (canvas of 3s for 9 tiles) into the ``2s`` canvas whose
+        top-left corner is at ``window``; move their instances with them into ``results``."""
         s_w, s_h = self.img_scale
-        ratio = min(s_w / width, s_h / height)
-        img = mmcv.imresize(img, (int(width * ratio), int(height * ratio)))
-        part = {key: results[key] for key in INSTANCE_KEYS}
-        part['gt_bboxes'] = part['gt_bboxes'].clone()
-        part['gt_bboxes'].rescale_((ratio, ratio))
-        return img, part
-
-    def _mosaic9(self, results: dict, others: Sequence[dict]) -> dict:
-        s_w, s_h = self.img_scale
-        fitted = [self._fit(r) for r in (results, *others)]
-        corners = nine_tile_corners([img.shape[:2] for img, _ in fitted], s_w, s_h)
-        channels = results['img'].shape[2:]
-        canvas = np.full((3 * s_h, 3 * s_w, *channels), self.pad_val, dtype=results['img'].dtype)
-        parts = []
-        for (img, part), (x, y) in zip(fitted, corners):
-            _paste(canvas, img, x, y)
-            part['gt_bboxes'].translate_((x, y))
-            parts.append(part)
-
-        # a random 2s x 2s window of the 3s canvas, its corner uniform in [0, s)
-        off_x, off_y = int(random.uniform(0, s_w)), int(random.uniform(0, s_h))
-        results['img'] = np.ascontiguousarray(
-            canvas[off_y:off_y + 2 * s_h, off_x:off_x + 2 * s_w])
-        results['img_shape'] = results['img'].shape[:2]
-        concat_instances(results, parts)
-        results['gt_bboxes'].translate_((-off_x, -off_y))
-        results['gt_bboxes'].clip_(results['img_shape'])
-        select_instances(results, results['gt_bboxes'].is_inside(results['img_shape']).numpy())
+        first = tiles[0]['img']
+        canvas = np.full((2 * s_h, 2 * s_w, *first.shape[2:]), self.pad_val, dtype=first.dtype)
+        off_x, off_y = window
+        for tile, (x, y) in zip(tiles, corners):
+            _paste(canvas, tile['img'], x - off_x, y - off_y)
+            if tile.get(MASK_KEY) is not None:
+                tile[MASK_KEY] = translate_masks(tile[MASK_KEY], (x - off_x, y - off_y),
+                                                 canvas.shape[:2])
+        counts = [len(tile['gt_bboxes']) for tile in tiles]
+        concat_instances(results, tiles)
+        results['img'] = canvas
+        results['img_shape'] = canvas.shape[:2]
+        boxes = results['gt_bboxes']
+        # every box moved by its tile's corner in one add (the same float32 sums as one translate_
+        # per tile, a few times faster): (tiles, 2) corners -> (N, 2) per box -> (N, 4) x, y, x, y
+        corner_per_box = np.repeat(np.asarray(corners, dtype=np.float32).reshape(-1, 2), counts, axis=0)
+        boxes.tensor = boxes.tensor + boxes.tensor.new_tensor(np.tile(corner_per_box, (1, 2)))
+        if off_x or off_y:
+            boxes.translate_((-off_x, -off_y))
+        boxes.clip_(results['img_shape'])
+        select_instances(results, boxes.is_inside(results['img_shape']).numpy())
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(img_scale={self.img_scale}, '
                 f'mosaic9_prob={self.mosaic9_prob}, prob={self.prob}, pad_val={self.pad_val})')
+
+
+def four_tile_corners(sizes_hw: Sequence[tuple[int, int]], centre_x: int,
+                      centre_y: int) -> list[tuple[int, int]]:
+    """Top-left corners ``(x, y)`` of the 4 tiles meeting at the centre (may be negative): top-left,
+    top-right, bottom-left, bottom-right, as the official ``load_mosaic`` and mmdet's ``Mosaic``."""
+    (h0, w0), (h1, _), (_, w2), _ = sizes_hw
+    return [(centre_x - w0, centre_y - h0), (centre_x, centre_y - h1), (centre_x - w2, centre_y),
+            (centre_x, centre_y)]
+
+
+def translate_masks(masks, offset: tuple[int, int], out_hw: tuple[int, int]):
+    """``masks`` moved by ``offset = (x, y)`` onto an ``out_hw`` canvas, clipped to it (new object)."""
+    moved = masks.translate(out_hw, offset[0], direction='horizontal')
+    return moved.translate(out_hw, offset[1], direction='vertical')

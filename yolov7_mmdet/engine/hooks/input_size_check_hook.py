@@ -23,9 +23,11 @@ from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
-# Transform type -> the argument that holds its output size (width, height).
-# The official evaluation's rectangular-batch collate is checked with them (its ``img_size``).
+# Transform type -> the argument that holds its output size (width, height); None (the loader's
+# default: the wrapper sets it to the mosaic's) is not checked. The official evaluation's
+# rectangular-batch collate is checked with them (its ``img_size``).
 SIZED_TRANSFORMS = {'YOLOv7Mosaic': 'img_scale', 'YOLOv7RandomAffine': 'img_scale',
+                    'YOLOv7LoadImageAndAnnotations': 'img_scale',
                     'YOLOv7Letterbox': 'scale', 'Resize': 'scale', 'YOLOv7ResizeLongSide': 'scale',
                     'yolov7_rect_collate': 'img_size'}
 
