@@ -38,7 +38,7 @@ import numpy as np
 import psutil
 from mmengine.logging import print_log
 
-from yolov7_mmdet.engine.hooks.atomic_checkpoint_hook import atomic_write_bytes
+from ..utils.atomic import atomic_write_bytes
 
 #: ``cache_images`` values: decide from the memory, RAM, disk, or no cache.
 CACHE_MODES = ('auto', 'ram', 'disk', False)
