@@ -1,9 +1,11 @@
 """YOLOv7's data transforms, registered in mmdet's ``TRANSFORMS`` (see ``docs/data_pipeline.md``)."""
 from .hsv import YOLOv7HSVRandomAug
 from .letterbox import YOLOv7Letterbox
+from .loading import YOLOv7LoadAnnotations
 from .mix_up import YOLOv7MixUp
 from .mosaic import YOLOv7Mosaic
+from .paste_in import YOLOv7PasteIn
 from .random_affine import YOLOv7RandomAffine
 
-__all__ = ['YOLOv7HSVRandomAug', 'YOLOv7Letterbox', 'YOLOv7MixUp', 'YOLOv7Mosaic',
-           'YOLOv7RandomAffine']
+__all__ = ['YOLOv7HSVRandomAug', 'YOLOv7Letterbox', 'YOLOv7LoadAnnotations', 'YOLOv7MixUp',
+           'YOLOv7Mosaic', 'YOLOv7PasteIn', 'YOLOv7RandomAffine']

@@ -2,7 +2,8 @@
 
 mmdet's ``LoadAnnotations`` stores one image's instances in three aligned fields: ``gt_bboxes``
 (a :class:`~mmdet.structures.bbox.BaseBoxes`), ``gt_bboxes_labels`` (int64 ndarray) and
-``gt_ignore_flags`` (bool ndarray). These helpers keep the three aligned.
+``gt_ignore_flags`` (bool ndarray), and with ``with_mask=True`` a fourth, ``gt_masks``
+(``PolygonMasks``). These helpers keep them aligned.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ INSTANCE_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_ignore_flags')
 
 def select_instances(results: dict, keep: np.ndarray) -> None:
     """Keep only the instances where the boolean mask ``keep`` (shape ``(N,)``) is True, in place."""
-    for key in INSTANCE_KEYS:
+    for key in (*INSTANCE_KEYS, 'gt_masks'):
         if key in results:
             results[key] = results[key][keep]
 

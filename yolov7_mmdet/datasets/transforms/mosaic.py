@@ -17,6 +17,12 @@ indexes here also avoids the off-by-one of mmdet 3.3's ``Mosaic.get_indexes``
 
 Without a mosaic (``prob < 1``; the official recipes use 1.0) the image is letterboxed to
 ``img_scale`` instead, as the official loader does.
+
+Instance polygons (``gt_masks``, ``PolygonMasks``) go along when every tile has them: scaled and
+shifted with their tile, concatenated and clipped to the canvas (:func:`.polygons.mosaic_polygons`,
+the official ``load_mosaic`` / ``load_mosaic9`` segments). When a tile has none, and on the
+letterbox path (where the official passes no segments to ``random_perspective``), ``gt_masks`` is
+removed and ``YOLOv7RandomAffine`` takes its box-only path.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from mmdet.structures.bbox import autocast_box_type
 
 from ._instances import INSTANCE_KEYS, concat_instances, select_instances
 from .letterbox import letterbox
+from .polygons import mosaic_polygons
 
 #: Extra images fetched (besides the current one) for each layout.
 EXTRA_IMAGES = {4: 3, 9: 8}
@@ -75,12 +82,33 @@ def _paste(canvas: np.ndarray, img: np.ndarray, x: int, y: int) -> None:
         canvas[y1:y2, x1:x2] = img[y1 - y:y2 - y, x1 - x:x2 - x]
 
 
+def tile_polygons(tiles: Sequence[dict]) -> list | None:
+    """Each tile's ``gt_masks``, or None unless every tile has them."""
+    masks = [tile.get('gt_masks') for tile in tiles]
+    return None if any(m is None for m in masks) else masks
+
+
+class _TileRecordingMosaic(Mosaic):
+    """mmdet's ``Mosaic``, recording each tile's shift onto the canvas (for the polygons)."""
+
+    def transform(self, results: dict) -> dict:
+        self.tile_offsets = []
+        return super().transform(results)
+
+    def _mosaic_combine(self, loc, center_position_xy, img_shape_wh):
+        paste, crop = super()._mosaic_combine(loc, center_position_xy, img_shape_wh)
+        self.tile_offsets.append((paste[0] - crop[0], paste[1] - crop[1]))  # x, y
+        return paste, crop
+
+
 @TRANSFORMS.register_module()
 class YOLOv7Mosaic(BaseTransform):
     """4- or 9-image mosaic of YOLOv7 (see the module docstring). Use inside ``MultiImageMixDataset``.
 
-    Required keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``, ``mix_results``.
-    Modified keys: ``img``, ``img_shape``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``.
+    Required keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``, ``mix_results``;
+    optional ``gt_masks`` (``PolygonMasks``).
+    Modified keys: ``img``, ``img_shape``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``,
+    ``gt_masks``.
 
     Args:
         img_scale: ``(width, height)`` every image is fitted into; the canvas is twice as large.
@@ -99,7 +127,7 @@ class YOLOv7Mosaic(BaseTransform):
         self.mosaic9_prob = mosaic9_prob
         self.prob = prob
         self.pad_val = pad_val
-        self._mosaic4 = Mosaic(img_scale=self.img_scale, center_ratio_range=(0.5, 1.5),
+        self._mosaic4 = _TileRecordingMosaic(img_scale=self.img_scale, center_ratio_range=(0.5, 1.5),
                                pad_val=pad_val, prob=1.0, bbox_clip_border=True)
 
     def get_indexes(self, dataset) -> list[int]:
@@ -113,21 +141,51 @@ class YOLOv7Mosaic(BaseTransform):
     def transform(self, results: dict) -> dict:
         others = results.get('mix_results', [])
         if len(others) == EXTRA_IMAGES[4]:
-            return self._mosaic4.transform(results)
+            return self._mosaic4_with_polygons(results, others)
         if len(others) == EXTRA_IMAGES[9]:
             return self._mosaic9(results, others)
         if not others:
             s_w, s_h = self.img_scale
+            results.pop('gt_masks', None)  # official: no segments without a mosaic
             return letterbox(results, out_hw=(s_h, s_w), pad_val=self.pad_val)
         raise ValueError(f'YOLOv7Mosaic needs 0, 3 or 8 mix_results, got {len(others)}; was it '
                          'given the indexes of its own get_indexes?')
+
+    def _fit_ratio(self, img: np.ndarray) -> float:
+        """The scale that fits ``img`` into ``img_scale`` keeping its aspect ratio."""
+        height, width = img.shape[:2]
+        return min(self.img_scale[0] / width, self.img_scale[1] / height)
+
+    def _mosaic4_with_polygons(self, results: dict, others: Sequence[dict]) -> dict:
+        """mmdet's 4-image mosaic, plus the tiles' polygons placed as mmdet placed their boxes."""
+        tiles = [results, *others]
+        masks = tile_polygons(tiles)
+        tile_boxes = [tile['gt_bboxes'] for tile in tiles]  # mmdet replaces results' own, keep it
+        ratios = [self._fit_ratio(tile['img']) for tile in tiles]
+        results = self._mosaic4.transform(results)
+        results.pop('gt_masks', None)
+        if masks is None:
+            return results
+        canvas_hw = results['img_shape']
+        offsets = self._mosaic4.tile_offsets
+        # the boxes mmdet kept: its own rescale, shift, clip and is_inside, redone on the originals
+        placed = []
+        for boxes, ratio, offset in zip(tile_boxes, ratios, offsets):
+            boxes = boxes.clone()
+            boxes.rescale_([ratio, ratio])
+            boxes.translate_(offset)
+            placed.append(boxes)
+        placed = placed[0].cat(placed, dim=0)
+        placed.clip_(canvas_hw)
+        kept = placed.is_inside(canvas_hw).numpy()
+        results['gt_masks'] = mosaic_polygons(masks, ratios, offsets, canvas_hw)[kept]
+        return results
 
     def _fit(self, results: dict) -> tuple[np.ndarray, dict]:
         """Resize one image to fit ``img_scale`` (keep ratio, bilinear) and scale its boxes."""
         img = results['img']
         height, width = img.shape[:2]
-        s_w, s_h = self.img_scale
-        ratio = min(s_w / width, s_h / height)
+        ratio = self._fit_ratio(img)
         img = mmcv.imresize(img, (int(width * ratio), int(height * ratio)))
         part = {key: results[key] for key in INSTANCE_KEYS}
         part['gt_bboxes'] = part['gt_bboxes'].clone()
@@ -136,7 +194,10 @@ class YOLOv7Mosaic(BaseTransform):
 
     def _mosaic9(self, results: dict, others: Sequence[dict]) -> dict:
         s_w, s_h = self.img_scale
-        fitted = [self._fit(r) for r in (results, *others)]
+        tiles = (results, *others)
+        masks = tile_polygons(tiles)
+        ratios = [self._fit_ratio(r['img']) for r in tiles]
+        fitted = [self._fit(r) for r in tiles]
         corners = nine_tile_corners([img.shape[:2] for img, _ in fitted], s_w, s_h)
         channels = results['img'].shape[2:]
         canvas = np.full((3 * s_h, 3 * s_w, *channels), self.pad_val, dtype=results['img'].dtype)
@@ -152,6 +213,10 @@ class YOLOv7Mosaic(BaseTransform):
             canvas[off_y:off_y + 2 * s_h, off_x:off_x + 2 * s_w])
         results['img_shape'] = results['img'].shape[:2]
         concat_instances(results, parts)
+        results.pop('gt_masks', None)
+        if masks is not None:
+            offsets = [(x - off_x, y - off_y) for x, y in corners]
+            results['gt_masks'] = mosaic_polygons(masks, ratios, offsets, results['img_shape'])
         results['gt_bboxes'].translate_((-off_x, -off_y))
         results['gt_bboxes'].clip_(results['img_shape'])
         select_instances(results, results['gt_bboxes'].is_inside(results['img_shape']).numpy())
