@@ -324,3 +324,107 @@ def test_paste_in_transform_adds_pasted_objects_without_touching_its_input():
         paste(dict(results, mix_results=sources[:3]))
     with pytest.raises(ValueError, match='after YOLOv7RandomAffine'):
         paste(dict(rectangle_results(0), mix_results=sources[:4]))
+
+
+# ------------------------------------------------------------------ the COCO config, end to end
+
+def write_coco(root: Path, with_polygons: bool) -> None:
+    """Four 64 x 80 images with two filled polygons each (and a crowd), as a COCO JSON."""
+    (root / 'images').mkdir(parents=True)
+    shapes = [np.array([[6, 6], [40, 10], [14, 44]]), np.array([[44, 30], [76, 28], [70, 60],
+                                                                  [58, 50], [46, 58]])]
+    images, annotations = [], []
+    for i in range(4):
+        img = np.full((64, 80, 3), 40, np.uint8)
+        for k, shape in enumerate(shapes):
+            polygon = shape + [i * 2, i]
+            cv2.fillPoly(img, [polygon.astype(np.int32)], (60 + 80 * k, 200 - 60 * k, 90 + 40 * i))
+            x1, y1 = polygon.min(0)
+            x2, y2 = polygon.max(0)
+            annotation = dict(id=len(annotations) + 1, image_id=i + 1, category_id=k + 1,
+                              bbox=[int(x1), int(y1), int(x2 - x1), int(y2 - y1)], iscrowd=0,
+                              area=float((x2 - x1) * (y2 - y1)))
+            if with_polygons:
+                annotation['segmentation'] = [polygon.reshape(-1).astype(float).tolist()]
+            annotations.append(annotation)
+        crowd = dict(id=len(annotations) + 1, image_id=i + 1, category_id=1, iscrowd=1,
+                     bbox=[60, 2, 16, 12], area=192.0)
+        if with_polygons:  # a crowd's RLE: mmdet makes it an ignored dummy polygon
+            crowd['segmentation'] = dict(counts=[64 * 60 + 2, 12, 52], size=[64, 80])
+        annotations.append(crowd)
+        cv2.imwrite(str(root / 'images' / f'{i}.png'), img)
+        images.append(dict(id=i + 1, file_name=f'{i}.png', height=64, width=80))
+    categories = [dict(id=1, name='triangle'), dict(id=2, name='pentagon')]
+    (root / 'train.json').write_text(json.dumps(dict(images=images, annotations=annotations,
+                                                     categories=categories)))
+
+
+def coco_train_dataset(root: Path):
+    """The shipped tiny COCO config's training set on ``root``, with mixup and paste-in forced on."""
+    from mmdet.registry import DATASETS
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'yolov7' / 'yolov7_tiny_8xb16-300e_coco.py'))
+    init_default_scope('mmdet')
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg.dataset.update(data_root=str(root) + '/', ann_file='train.json',
+                               data_prefix=dict(img='images/'),
+                               metainfo=dict(classes=('triangle', 'pentagon')))
+    for transform in dataset_cfg.pipeline:
+        if transform['type'] in ('YOLOv7MixUp', 'YOLOv7PasteIn'):
+            transform['prob'] = 1.0
+    return DATASETS.build(dataset_cfg)
+
+
+def test_coco_config_loads_polygons_and_uses_paste_in():
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'yolov7' / 'yolov7_tiny_8xb16-300e_coco.py'))
+    assert cfg.train_dataloader.dataset.dataset.pipeline[1]['type'] == 'YOLOv7LoadAnnotations'
+    types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    assert types.index('YOLOv7HSVRandomAug') + 1 == types.index('YOLOv7PasteIn') \
+        == types.index('RandomFlip') - 1  # after the colour jitter, before the flip, as official
+    for name, prob in (('yolov7_tiny', 0.05), ('yolov7_l', 0.15), ('yolov7_w6', 0.15)):
+        cfg = Config.fromfile(str(REPO_ROOT / 'configs' / f'{name}.py'))
+        paste = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'YOLOv7PasteIn']
+        mosaic = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'YOLOv7Mosaic']
+        assert paste[0]['prob'] == prob and paste[0]['img_scale'] == mosaic[0]['img_scale']
+
+
+def test_loader_reads_polygons_only_where_every_instance_has_one(tmp_path):
+    loader = YOLOv7LoadAnnotations()
+    box = dict(bbox=[1, 2, 5, 6], bbox_label=0, ignore_flag=0)
+    both = dict(ori_shape=(20, 20), instances=[dict(box, mask=[[1, 2, 5, 2, 5, 6]])])
+    assert len(loader(both)['gt_masks']) == 1
+    mixed = dict(ori_shape=(20, 20), instances=[dict(box, mask=[[1, 2, 5, 2, 5, 6]]), dict(box)])
+    out = loader(mixed)
+    assert 'gt_masks' not in out and len(out['gt_bboxes']) == 2
+
+
+@pytest.mark.parametrize('with_polygons', [True, False], ids=['polygons', 'box-only'])
+def test_coco_pipeline_end_to_end(with_polygons, tmp_path, logged, monkeypatch):
+    write_coco(tmp_path, with_polygons)
+    pasted = []
+
+    def recording_paste_in(*args):
+        boxes, labels = paste_in(*args)
+        pasted.append(len(labels))
+        return boxes, labels
+
+    monkeypatch.setattr(paste_in_module, 'paste_in', recording_paste_in)
+    dataset = coco_train_dataset(tmp_path)
+    for index in range(4):
+        random.seed(index)
+        np.random.seed(index)
+        sample = dataset[index]
+        assert tuple(sample['inputs'].shape) == (3, 640, 640)
+        instances = sample['data_samples'].gt_instances
+        boxes = instances.bboxes.tensor.numpy() if hasattr(instances.bboxes, 'tensor') \
+            else instances.bboxes.numpy()
+        assert len(boxes) > 0
+        assert (boxes >= 0).all() and (boxes <= 640).all()
+        assert (boxes[:, 2:] - boxes[:, :2] > 2).all()  # box_candidates' 2 px (pasted: 10 px)
+        assert set(instances.labels.tolist()) <= {0, 1}
+        assert 'masks' not in instances  # the polygons end at the affine, as the official
+    box_only_logged = any('box-only' in message for message in logged)
+    if with_polygons:
+        assert not box_only_logged and sum(pasted) > 0
+    else:
+        assert box_only_logged and pasted == []
+        assert any('nothing is pasted' in message for message in logged)

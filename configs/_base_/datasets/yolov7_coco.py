@@ -1,8 +1,11 @@
 # COCO 2017 detection for the YOLOv7 P5 models (tiny's and the P6 models' files inherit this one).
 # Augmentation of the official data/hyp.scratch.p5.yaml: mosaic 1.0 (4 images 80%, 9 images 20%),
 # random affine (translate 0.2, scale 0.9 -> s ~ U(0.1, 2.0), no rotation / shear / perspective),
-# mixup 0.15 with Beta(8, 8), HSV gains 0.015 / 0.7 / 0.4, horizontal flip 0.5.
-# Not reproduced: paste_in 0.15 (it needs instance masks; see docs/data_pipeline.md).
+# mixup 0.15 with Beta(8, 8), HSV gains 0.015 / 0.7 / 0.4, paste_in 0.15, horizontal flip 0.5.
+# Instance polygons (COCO's segmentations, the official coco2017labels-segments) are loaded where the
+# annotations have them: boxes are then made from the warped polygons (kept above 1% of their area)
+# and paste_in cuts objects out along them; box-only annotations (e.g. a converted VOC or YOLO-txt
+# dataset) take the box-only path and paste nothing, as the official (docs/data_pipeline.md).
 # Evaluation: the long side resized to 640, then letterboxed to 640 x 640 with grey 114 without
 # enlarging (the official test-time loader), COCO bbox mAP with mmdet's CocoMetric.
 dataset_type = 'CocoDataset'
@@ -10,10 +13,11 @@ data_root = 'data/coco/'
 img_scale = (640, 640)  # (width, height)
 backend_args = None
 
-# What the wrapped dataset does for every image (the current one and the extra mosaic / mixup ones).
+# What the wrapped dataset does for every image (the current one and the extra mosaic / mixup /
+# paste-in ones): boxes, and polygons where every instance of the image has one.
 load_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='YOLOv7LoadAnnotations', backend_args=backend_args),
 ]
 # One mosaic made into one training-size image; also makes mixup's second image.
 mosaic_affine = [
@@ -25,6 +29,7 @@ train_pipeline = [
     *mosaic_affine,
     dict(type='YOLOv7MixUp', prob=0.15, alpha=8.0, beta=8.0, pre_transform=mosaic_affine),
     dict(type='YOLOv7HSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
+    dict(type='YOLOv7PasteIn', prob=0.15, img_scale=img_scale),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]

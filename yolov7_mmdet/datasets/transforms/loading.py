@@ -14,7 +14,7 @@ from mmdet.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class YOLOv7LoadAnnotations(LoadAnnotations):
-    """mmdet's ``LoadAnnotations`` with boxes, and polygons (``PolygonMasks``) when every instance has one.
+    """mmdet's ``LoadAnnotations``: boxes, and polygons (``PolygonMasks``) when every instance has one.
 
     An image whose instances all carry a ``segmentation`` (mmdet's ``instance['mask']``) gets
     ``gt_masks`` as ``LoadAnnotations(with_mask=True, poly2mask=False)`` makes them (a crowd's RLE

@@ -246,7 +246,7 @@ class YOLOv7PasteIn(BaseTransform):
         return results
 
     def cut_out(self, group: Sequence[dict]) -> list[Sample]:
-        """Cut-outs of one 4-image mosaic of the loaded results ``group`` (official ``load_samples``)."""
+        """Cut-outs of one 4-image mosaic of the results ``group`` (official ``load_samples``)."""
         mosaic = self._mosaic.transform(dict(group[0], mix_results=list(group[1:])))
         if 'gt_masks' not in mosaic:
             log_once(NO_POLYGONS)
