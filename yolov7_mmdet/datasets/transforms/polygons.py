@@ -94,14 +94,15 @@ def resample_polygons(xy: np.ndarray, vertices_per_part: np.ndarray,
     if len(vertices_per_part) == 0:
         return np.zeros((0, num_points, 2))
     starts = np.concatenate([[0], np.cumsum(vertices_per_part)[:-1]])  # (P,) first vertex of a part
+    # each part closed by a copy of its first vertex; part p then starts at starts[p] + p
+    closed = np.insert(xy, starts[1:].tolist() + [len(xy)], xy[starts], axis=0)  # (V + P, 2)
     n = vertices_per_part[:, None]  # (P, 1)
     # np.linspace(0, n, num_points): arange * (n / (num_points - 1)), the last point exactly n
-    t = np.arange(num_points)[None, :] * (n / (num_points - 1))  # (P, num_points)
-    j = np.minimum(np.floor(t).astype(np.int64), n - 1)  # segment index, from vertex j to j + 1
-    first = starts[:, None] + j  # (P, num_points) indexes into xy
-    second = starts[:, None] + (j + 1) % n  # the closing segment ends at the part's first vertex
-    frac = (t - j)[..., None]  # (P, num_points, 1)
-    points = (xy[second] - xy[first]) * frac + xy[first]  # (P, num_points, 2)
+    t = np.arange(num_points)[None, :] * (n / (num_points - 1))  # (P, num_points), >= 0
+    j = np.minimum(t.astype(np.int64), n - 1)  # floor: the segment from closed vertex j to j + 1
+    first = (starts + np.arange(len(starts)))[:, None] + j  # (P, num_points) rows of `closed`
+    start_xy = np.take(closed, first, axis=0)  # (P, num_points, 2); np.take: fast row gathers
+    points = (np.take(closed, first + 1, axis=0) - start_xy) * (t - j)[..., None] + start_xy
     points[:, -1] = xy[starts]  # np.interp's right end: the appended first vertex
     return points
 

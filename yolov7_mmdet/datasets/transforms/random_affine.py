@@ -123,9 +123,10 @@ class YOLOv7RandomAffine(BaseTransform):
         """``(N, 4)`` boxes of the resampled, warped polygons' points inside the output image."""
         xy, vertices_per_part, parts_per_instance = flatten_polygons(masks)
         points = resample_polygons(xy, vertices_per_part)  # (P, 1000, 2)
-        homogeneous = np.concatenate([points, np.ones((*points.shape[:2], 1))], axis=-1)
-        warped = homogeneous @ warp.T  # (P, 1000, 3); affine, so the last coordinate stays 1
-        return polygon_boxes(warped[..., :2], parts_per_instance, width=out_hw[1], height=out_hw[0])
+        x, y = points[..., 0], points[..., 1]  # (P, 1000) each; affine: warp's last row is 0, 0, 1
+        warped = np.stack([warp[0, 0] * x + warp[0, 1] * y + warp[0, 2],
+                           warp[1, 0] * x + warp[1, 1] * y + warp[1, 2]], axis=-1)
+        return polygon_boxes(warped, parts_per_instance, width=out_hw[1], height=out_hw[0])
 
     @autocast_box_type()
     def transform(self, results: dict) -> dict:
