@@ -171,8 +171,8 @@ class YOLOv7PasteIn(BaseTransform):
     needs none (``YOLOv7RandomAffine`` consumed them).
 
     Required keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``, ``mix_results``.
-    Modified keys: ``img`` (a new array when something is pasted), ``gt_bboxes``,
-    ``gt_bboxes_labels``, ``gt_ignore_flags``.
+    Modified keys: ``img`` (a new array whenever there are cut-outs: the input array is never
+    written), ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``.
 
     Args:
         prob: Probability of a paste-in (official ``hyp['paste_in']``: 0.15; tiny 0.05).
