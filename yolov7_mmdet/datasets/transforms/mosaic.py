@@ -127,8 +127,9 @@ class YOLOv7Mosaic(BaseTransform):
         self.mosaic9_prob = mosaic9_prob
         self.prob = prob
         self.pad_val = pad_val
-        self._mosaic4 = _TileRecordingMosaic(img_scale=self.img_scale, center_ratio_range=(0.5, 1.5),
-                               pad_val=pad_val, prob=1.0, bbox_clip_border=True)
+        self._mosaic4 = _TileRecordingMosaic(img_scale=self.img_scale,
+                                             center_ratio_range=(0.5, 1.5), pad_val=pad_val,
+                                             prob=1.0, bbox_clip_border=True)
 
     def get_indexes(self, dataset) -> list[int]:
         """Draw the layout and the extra images: 3 indexes (4-mosaic), 8 (9-mosaic) or none."""
