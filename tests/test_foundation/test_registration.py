@@ -14,7 +14,7 @@ REGISTERED = {
                       'SPPCSPC'],
     registry.TASK_UTILS: ['YOLOv7CandidateRegion', 'YOLOv7SimOTAAssigner'],
     registry.TRANSFORMS: ['YOLOv7Mosaic', 'YOLOv7MixUp', 'YOLOv7RandomAffine', 'YOLOv7HSVRandomAug',
-                          'YOLOv7Letterbox'],
+                          'YOLOv7Letterbox', 'YOLOv7PasteIn', 'YOLOv7LoadAnnotations'],
     registry.DATASETS: ['CocoJSONDataset'],
     registry.HOOKS: ['YOLOv7ParamSchedulerHook', 'YOLOv7EMAHook', 'StopOnNonFiniteLossHook',
                      'AtomicCheckpointHook', 'DatasetClassesCheckHook', 'RNGStateHook'],

@@ -1,8 +1,11 @@
 # COCO 2017 detection for the YOLOv7 P5 models (tiny's and the P6 models' files inherit this one).
 # Augmentation of the official data/hyp.scratch.p5.yaml: mosaic 1.0 (4 images 80%, 9 images 20%),
 # random affine (translate 0.2, scale 0.9 -> s ~ U(0.1, 2.0), no rotation / shear / perspective),
-# mixup 0.15 with Beta(8, 8), HSV gains 0.015 / 0.7 / 0.4, horizontal flip 0.5.
-# Not reproduced: paste_in 0.15 (it needs instance masks; see docs/data_pipeline.md).
+# mixup 0.15 with Beta(8, 8), HSV gains 0.015 / 0.7 / 0.4, paste_in 0.15, horizontal flip 0.5.
+# Instance polygons (COCO's segmentations, the official coco2017labels-segments) are loaded where the
+# annotations have them: boxes are then made from the warped polygons (kept above 1% of their area)
+# and paste_in cuts objects out along them; box-only annotations (e.g. a converted VOC or YOLO-txt
+# dataset) take the box-only path and paste nothing, as the official (docs/data_pipeline.md).
 # Evaluation: the official test.py protocol of the published numbers (`--img 640 --batch 32`):
 # images sorted by aspect ratio into batches of 32, each batch padded to its own rectangle (grey 114;
 # see yolov7_mmdet/datasets/rect_eval.py), COCO bbox mAP with mmdet's CocoMetric. `test_pipeline` is
@@ -15,13 +18,14 @@ data_root = 'data/coco/'
 img_scale = (640, 640)  # (width, height)
 backend_args = None
 
-# What the wrapped dataset does for every image (the current one and the extra mosaic / mixup ones):
-# decode (or read the image cache), fit into the mosaic's img_scale (the official load_image; the
-# wrapper sets the size from YOLOv7Mosaic), load the boxes and scale them with the image.
+# What the wrapped dataset does for every image (the current one and the extra mosaic / mixup /
+# paste-in ones): decode (or read the image cache), fit into the mosaic's img_scale (the official
+# load_image; the wrapper sets the size from YOLOv7Mosaic), load the boxes, and the polygons where
+# every instance of the image has one, and scale them with the image.
 load_pipeline = [
     dict(type='YOLOv7LoadImageAndAnnotations',
          load_image=dict(type='LoadImageFromFile', backend_args=backend_args),
-         load_annotations=dict(type='LoadAnnotations', with_bbox=True)),
+         load_annotations=dict(type='YOLOv7LoadAnnotations', backend_args=backend_args)),
 ]
 # One mosaic made into one training-size image; also makes mixup's second image.
 mosaic_affine = [
@@ -33,6 +37,7 @@ train_pipeline = [
     *mosaic_affine,
     dict(type='YOLOv7MixUp', prob=0.15, alpha=8.0, beta=8.0, pre_transform=mosaic_affine),
     dict(type='YOLOv7HSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
+    dict(type='YOLOv7PasteIn', prob=0.15, img_scale=img_scale),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]

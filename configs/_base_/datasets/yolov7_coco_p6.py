@@ -13,6 +13,7 @@ train_pipeline = [
     *mosaic_affine,
     dict(type='YOLOv7MixUp', prob=0.15, alpha=8.0, beta=8.0, pre_transform=mosaic_affine),
     dict(type='YOLOv7HSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
+    dict(type='YOLOv7PasteIn', prob=0.15, img_scale=img_scale),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]

@@ -1,5 +1,5 @@
 # COCO 2017 for yolov7-tiny (640): the augmentation of data/hyp.scratch.tiny.yaml, which is weaker
-# than p5's: translate 0.1, scale 0.5 (s ~ U(0.5, 1.6)), mixup 0.05 (paste_in 0.05, not reproduced).
+# than p5's: translate 0.1, scale 0.5 (s ~ U(0.5, 1.6)), mixup 0.05, paste_in 0.05.
 _base_ = './yolov7_coco.py'
 
 img_scale = (640, 640)  # (width, height)
@@ -13,6 +13,7 @@ train_pipeline = [
     *mosaic_affine,
     dict(type='YOLOv7MixUp', prob=0.05, alpha=8.0, beta=8.0, pre_transform=mosaic_affine),
     dict(type='YOLOv7HSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
+    dict(type='YOLOv7PasteIn', prob=0.05, img_scale=img_scale),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
