@@ -79,6 +79,7 @@ tta_pipeline = [
 train_dataloader = dict(
     batch_size=train_batch_size_per_gpu,
     num_workers=num_workers,
+    persistent_workers=num_workers > 0,
     dataset=dict(
         dataset=dict(
             type='CocoJSONDataset', data_root='', ann_file=train_ann_file,
@@ -88,7 +89,7 @@ train_dataloader = dict(
 # batch sampler and collate (DetInferencer reads test_dataloader's collate_fn as a registry name)
 val_dataloader = dict(
     _delete_=True,
-    persistent_workers=True,
+    persistent_workers=num_workers > 0,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     batch_size=train_batch_size_per_gpu,

@@ -43,8 +43,7 @@ def write_tiny_config(folder: Path, data_root: Path, *, max_epochs: int = 1, num
             lines[index] = f'{name} = {str(value)!r}' if isinstance(value, Path) else f'{name} = {value!r}'
         elif line.strip().startswith("'../_base_/"):
             lines[index] = line.replace("'../", f"'{REPO_ROOT}/configs/")
-    replacements = {'num_workers=num_workers,': 'num_workers=num_workers, persistent_workers=False,',
-                    'logger=dict(interval=10)': 'logger=dict(interval=1)',
+    replacements = {'logger=dict(interval=10)': 'logger=dict(interval=1)',
                     'env_cfg = dict(cudnn_benchmark=True)': 'env_cfg = dict(cudnn_benchmark=False)'}
     text = '\n'.join(lines) + '\n'
     for old, new in replacements.items():
