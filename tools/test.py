@@ -77,7 +77,7 @@ def main(argv=None) -> dict:
     if args.deploy:
         cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='SwitchToDeployHook')]
     set_eval_protocol(cfg, 'square' if args.tta else
-                      args.eval_protocol or eval_protocol_of(cfg.val_dataloader))
+                      args.eval_protocol or eval_protocol_of(cfg.get('val_dataloader') or {}))
     if args.tta:
         wrap_for_tta(cfg)
     runner = build_runner(cfg)

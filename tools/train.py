@@ -72,7 +72,13 @@ def main(argv=None) -> None:
         enable_auto_scale_lr(cfg)
     if args.resume is not None:
         apply_resume(cfg, args.resume)
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    try:
+        runner.train()
+    finally:  # an error skips after_train: give SIGINT / SIGTERM back to their previous handlers
+        for hook in runner.hooks:
+            if hasattr(hook, 'restore_signal_handlers'):
+                hook.restore_signal_handlers()
 
 
 if __name__ == '__main__':

@@ -126,3 +126,11 @@ def test_an_unusable_cache_dir_is_one_clear_error(images, tmp_path):
     with pytest.raises(OSError, match=r'image cache: cannot use .*file.*cache_dir'):
         build_image_cache(images, mode='disk', load=CountingLoader(), params='64',
                           cache_dir=str(not_a_folder))
+
+
+def test_a_missing_image_is_left_out_of_the_disk_cache(images, tmp_path):
+    """As in RAM: the image is reported when the pipeline loads it, the others are cached."""
+    os.remove(images[0])
+    cache = build_image_cache(images, mode='disk', load=CountingLoader(), params='64',
+                              cache_dir=str(tmp_path / 'cache'))
+    assert images[0] not in cache.entries and all(path in cache.entries for path in images[1:])

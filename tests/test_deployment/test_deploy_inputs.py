@@ -208,3 +208,14 @@ def test_det_inferencer_prints_no_false_alarms(tmp_path):
     for alarm in ('Failed to search registry', 'Failed to add', 'pkg_resources'):
         assert alarm not in output, output
     assert (tmp_path / 'out' / 'vis' / 'image.jpg').is_file()
+
+
+def test_deploy_tools_refuse_an_output_that_is_one_of_their_inputs(tmp_path):
+    """--out naming the checkpoint (or a link to it) would replace the training checkpoint."""
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'the training checkpoint')
+    (tmp_path / 'link.pth').symlink_to(checkpoint)
+    for tool, out in ((save_deployed_tool, checkpoint), (export_tool, tmp_path / 'link.pth')):
+        with pytest.raises(ValueError, match='is an input of this run'):
+            tool.main([str(DEMO_CONFIG), str(checkpoint), '--out', str(out)])
+    assert checkpoint.read_bytes() == b'the training checkpoint'

@@ -157,7 +157,7 @@ def test_converter_refuses_its_input_as_output(official_tiny_file, dst):
     (folder / 'sub').mkdir()
     (folder / 'link.pt').symlink_to(official_tiny_file)
     before = official_tiny_file.read_bytes()
-    with pytest.raises(ValueError, match='is an input of this conversion'):
+    with pytest.raises(ValueError, match='is an input of this run'):
         load_converter_tool().main([str(official_tiny_file), str(folder / dst), '--arch', 'tiny'])
     assert official_tiny_file.read_bytes() == before
 

@@ -56,7 +56,7 @@ def nms_settings(cfg: Config, args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    check_output_file(args.out)
+    check_output_file(args.out, inputs=[args.checkpoint, args.config])
     cfg = load_config(args.config, cfg_options=args.cfg_options)
     nms = nms_settings(cfg, args)  # checked before the (slow) model load
     input_hw = tuple(args.input_shape) if args.input_shape else default_input_hw(cfg)

@@ -31,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    check_output_file(args.out)
+    check_output_file(args.out, inputs=[args.checkpoint, args.config])
     cfg = load_config(args.config, cfg_options=args.cfg_options)
     if cfg.model.get('deploy', False):
         raise ValueError('The config already builds the deployed model (model.deploy=True): '

@@ -19,7 +19,7 @@ from mmengine.logging import print_log
 import yolov7_mmdet  # noqa: F401  (registers the plugin and ONNXRuntimeYOLOv7)
 from mmdet.evaluation import DumpDetResults
 from yolov7_mmdet.datasets.rect_eval import set_eval_protocol
-from yolov7_mmdet.deployment.export import write_output
+from yolov7_mmdet.deployment.export import check_output_file, write_output
 from yolov7_mmdet.deployment.runtime import open_session
 from yolov7_mmdet.utils.launch import build_runner, load_config
 
@@ -51,6 +51,8 @@ class AtomicDumpDetResults(DumpDetResults):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     open_session(args.model)  # a missing or non-ONNX file: one line, before the dataset is read
+    if args.out is not None:
+        check_output_file(args.out, inputs=[args.model, args.config])
     cfg = load_config(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir)
     set_eval_protocol(cfg, 'square')  # an exported model has one input shape
     cfg.model = dict(type='ONNXRuntimeYOLOv7', onnx_file=args.model, providers=args.providers,

@@ -41,7 +41,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import yolov7_mmdet
-from yolov7_mmdet.engine.hooks import atomic_write_bytes
+from yolov7_mmdet.utils.atomic import atomic_write_bytes, refuse_overwriting_inputs
 from yolov7_mmdet.models.detectors.official_layout import convert_official_state_dict
 from yolov7_mmdet.utils.official_checkpoint import official_state_dict
 
@@ -169,14 +169,6 @@ def convert_file(src: Path, *, arch: Optional[str] = None, config: Optional[Path
     return arch, state, converted
 
 
-def refuse_input_as_output(dst: Path, inputs: list) -> None:
-    """Raise ValueError when ``dst`` is (a path or link to) one of the ``inputs``."""
-    for source in inputs:
-        if source is not None and dst.exists() and source.exists() and os.path.samefile(dst, source):
-            raise ValueError(f'{dst} is an input of this conversion ({source}): choose another output file; '
-                             f'the converter never overwrites its input')
-
-
 def save_atomically(checkpoint: dict, dst: Path) -> None:
     """``torch.save`` to ``dst`` through the project's atomic writer: a failure (a full disk) leaves an
     existing ``dst`` as it was and no partial file."""
@@ -189,7 +181,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.config is not None and args.arch is None:
         raise SystemExit('--config needs --arch')
-    refuse_input_as_output(args.dst, [args.src, args.config])
+    refuse_overwriting_inputs([args.dst], [path for path in (args.src, args.config) if path is not None])
     arch, state, converted = convert_file(args.src, arch=args.arch, config=args.config, use_ema=args.use_ema)
     num_classes, aux = num_classes_of(state), has_aux_head(state)
     save_atomically(dict(state_dict=converted,

@@ -204,7 +204,10 @@ def build_image_cache(paths: Iterable[str], *, mode: str, load: LoadFn, params: 
 
     def cache_one(path: str) -> Optional[CachedImage]:
         if mode == 'disk':
-            key = disk_key(path, params)
+            try:
+                key = disk_key(path, params)
+            except OSError:  # a missing or unreadable image: reported when the pipeline loads it
+                return None
             if key in existing:
                 name, ori_hw = existing[key]
                 return CachedImage(ori_hw, npy_path=osp.join(cache_dir, name))

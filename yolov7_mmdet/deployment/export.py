@@ -28,7 +28,7 @@ from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
 from ..datasets.rect_eval import square_eval_dataloader
-from ..utils.atomic import atomic_write_bytes
+from ..utils.atomic import atomic_write_bytes, refuse_overwriting_inputs
 from ..utils.launch import check_checkpoint_fits
 from ..version import __version__
 from .nms_ops import onnx_nms, trt_nms
@@ -103,8 +103,10 @@ def check_nms_args(*, score_thr: float, iou_thr: float, max_dets: int) -> None:
         raise ValueError('; '.join(problems) + '.')
 
 
-def check_output_file(out_file: str) -> None:
-    """Refuse an output path that cannot become the model file: a missing folder, or a folder itself."""
+def check_output_file(out_file: str, inputs: Sequence[str] = ()) -> None:
+    """Refuse an output path that cannot become the model file: a missing folder, a folder itself,
+    or one of the tool's ``inputs`` (a checkpoint or config it would destroy)."""
+    refuse_overwriting_inputs([out_file], inputs)
     out_dir = osp.dirname(osp.abspath(out_file))
     if not osp.isdir(out_dir):
         raise FileNotFoundError(f'The output folder {out_dir!r} does not exist (--out {out_file!r}).')

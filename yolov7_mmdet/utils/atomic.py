@@ -2,7 +2,7 @@
 
 The project's one writer for everything that must survive a kill or a full disk: checkpoints
 (:class:`~yolov7_mmdet.engine.hooks.AtomicLocalBackend`), converted datasets, generated configs,
-exported models and tool outputs.
+exported models and tool outputs; and the check that an output is not one of a tool's inputs.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import os
 import os.path as osp
 import re
 import uuid
+from pathlib import Path
+from typing import Iterable
 
 # '.<file name>.<uuid4 hex>.tmp', the temporary file of atomic_write_bytes
 _TEMP_FILE_NAME = re.compile(r'^\..+\.[0-9a-f]{32}\.tmp$')
@@ -56,3 +58,27 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             os.remove(tmp_path)
         raise
     _fsync_dir(folder)
+
+
+def refuse_overwriting_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """Raise ``ValueError`` when an existing output file is one of the inputs.
+
+    Files are compared by identity (device and inode), so a path spelled differently, a symbolic
+    link (to the file or to a folder above it) and a hard link all count as the input itself.
+    """
+    identities = {}
+    for path in inputs:
+        try:
+            status = os.stat(path)
+        except (OSError, ValueError):  # missing input (reported by the reader), or a bad name
+            continue
+        identities.setdefault((status.st_dev, status.st_ino), path)
+    for path in outputs:
+        try:
+            status = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        source = identities.get((status.st_dev, status.st_ino))
+        if source is not None:
+            raise ValueError(f'the output {path} is an input of this run ({source}); writing it '
+                             'would destroy that input: choose another output file')

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, Iterable
 
-from ...utils.atomic import atomic_write_bytes
+from ...utils.atomic import atomic_write_bytes, refuse_overwriting_inputs  # noqa: F401
 
 
 def write_all_or_nothing(contents: Dict[Path, bytes], *, stale: Iterable[Path] = ()) -> None:
@@ -43,27 +43,3 @@ def write_all_or_nothing(contents: Dict[Path, bytes], *, stale: Iterable[Path] =
     for path in stale:
         if Path(path) not in staged:
             Path(path).unlink(missing_ok=True)
-
-
-def refuse_overwriting_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
-    """Raise ``ValueError`` when an existing output file is one of the inputs.
-
-    Files are compared by identity (device and inode), so a path spelled differently, a symbolic
-    link (to the file or to a folder above it) and a hard link all count as the input itself.
-    """
-    identities = {}
-    for path in inputs:
-        try:
-            status = os.stat(path)
-        except (OSError, ValueError):  # missing input (reported by the reader), or a bad name
-            continue
-        identities.setdefault((status.st_dev, status.st_ino), path)
-    for path in outputs:
-        try:
-            status = os.stat(path)
-        except (OSError, ValueError):
-            continue
-        source = identities.get((status.st_dev, status.st_ino))
-        if source is not None:
-            raise ValueError(f'the output {path} is an input of this run ({source}); writing it '
-                             'would destroy that input: choose another output file')

@@ -175,7 +175,7 @@ class AtomicCheckpointHook(CheckpointHook):
             self._install_signal_handlers()
 
     def after_train(self, runner) -> None:
-        self._restore_signal_handlers()
+        self.restore_signal_handlers()
         super().after_train(runner)
 
     def _install_signal_handlers(self) -> None:
@@ -191,7 +191,10 @@ class AtomicCheckpointHook(CheckpointHook):
         self._signal = signum
         signal.signal(signum, self._previous_handlers.get(signum, signal.SIG_DFL))
 
-    def _restore_signal_handlers(self) -> None:
+    def restore_signal_handlers(self) -> None:
+        """Put back the handlers that were there before training. ``after_train`` does it; mmengine
+        calls no hook when training raises, so a caller that goes on after an error (``tools/train.py``
+        does) calls this itself."""
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
@@ -203,8 +206,10 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def _save_interrupted(self, runner, batch_idx: int) -> None:
         """Save ``iter_<N>.pth`` (N iterations done), log one line, raise :class:`TrainingInterrupted`."""
-        signum, done = self._signal, batch_idx + 1
-        self._restore_signal_handlers()
+        # batches of this epoch done, those skipped on a mid-epoch resume included (``batch_idx``
+        # counts from 0 again after a resume)
+        signum, done = self._signal, runner.iter + 1 - runner.epoch * len(runner.train_dataloader)
+        self.restore_signal_handlers()
         filename = f'iter_{runner.iter + 1}.pth'
         runner.save_checkpoint(
             self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
