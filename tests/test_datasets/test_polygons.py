@@ -428,3 +428,22 @@ def test_coco_pipeline_end_to_end(with_polygons, tmp_path, logged, monkeypatch):
     else:
         assert box_only_logged and pasted == []
         assert any('nothing is pasted' in message for message in logged)
+
+
+def test_vectorised_scale_and_translate_equal_mmdets_loops_bit_for_bit():
+    """The loader's and the mosaic's polygon steps give exactly mmdet's resize / two translates."""
+    from yolov7_mmdet.datasets.transforms.polygons import scale_polygons, translate_polygons
+    rng = np.random.default_rng(0)
+    masks = PolygonMasks([[rng.uniform(-20, 500, 2 * n) for n in counts]
+                          for counts in ([3, 5], [4], [7, 3, 6])], 480, 500)
+    ours, theirs = scale_polygons(masks, (317, 331)), masks.resize((317, 331))
+    moved = translate_polygons(ours, (-37, 120), (640, 640))
+    expected = theirs.translate((640, 640), -37, direction='horizontal').translate(
+        (640, 640), 120, direction='vertical')
+    for got, want in ((ours, theirs), (moved, expected)):
+        assert (got.height, got.width) == (want.height, want.width)
+        assert [len(obj) for obj in got.masks] == [len(obj) for obj in want.masks]
+        for got_obj, want_obj in zip(got.masks, want.masks):
+            for got_part, want_part in zip(got_obj, want_obj):
+                np.testing.assert_array_equal(got_part, want_part)
+    assert len(translate_polygons(PolygonMasks([], 8, 8), (1, 1), (16, 16))) == 0

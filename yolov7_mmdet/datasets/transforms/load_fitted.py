@@ -20,6 +20,7 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import PolygonMasks
 
 from ..image_cache import ImageCache, fit_image, fitted_size
+from .polygons import scale_polygons
 
 DEFAULT_IMAGE_LOADER = dict(type='LoadImageFromFile')
 DEFAULT_ANNOTATION_LOADER = dict(type='LoadAnnotations', with_bbox=True)
@@ -111,10 +112,7 @@ def scale_annotations(results: dict, *, ratio: float) -> None:
     if results.get('gt_bboxes') is not None and ratio != 1:  # x * 1.0 == x: skip the torch op
         results['gt_bboxes'].rescale_((ratio, ratio))
     masks = results.get('gt_masks')
-    if isinstance(masks, PolygonMasks):
-        # integer-valued polygons load as integer arrays, which mmdet's resize would truncate
-        masks = PolygonMasks(
-            [[np.asarray(part, dtype=np.float64) for part in obj] for obj in masks.masks],
-            masks.height, masks.width)
-    if masks is not None:
+    if isinstance(masks, PolygonMasks):  # in float64: mmdet's resize truncates integer polygons
+        results['gt_masks'] = scale_polygons(masks, results['img_shape'])
+    elif masks is not None:
         results['gt_masks'] = masks.resize(results['img_shape'])

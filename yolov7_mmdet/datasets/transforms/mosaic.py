@@ -38,11 +38,13 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
+from mmdet.structures.mask import PolygonMasks
 
 from ..image_cache import fit_image
 from ._instances import MASK_KEY, concat_instances, select_instances
 from .letterbox import letterbox
 from .load_fitted import scale_annotations
+from .polygons import translate_polygons
 
 #: Extra images fetched (besides the current one) for each layout.
 EXTRA_IMAGES = {4: 3, 9: 8}
@@ -204,5 +206,7 @@ def four_tile_corners(sizes_hw: Sequence[tuple[int, int]], centre_x: int,
 
 def translate_masks(masks, offset: tuple[int, int], out_hw: tuple[int, int]):
     """``masks`` moved by ``offset = (x, y)`` onto an ``out_hw`` canvas, clipped to it (new object)."""
+    if isinstance(masks, PolygonMasks):  # ours: all vertices in one array operation
+        return translate_polygons(masks, offset, out_hw)
     moved = masks.translate(out_hw, offset[0], direction='horizontal')
     return moved.translate(out_hw, offset[1], direction='vertical')
