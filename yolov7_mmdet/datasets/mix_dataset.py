@@ -121,7 +121,9 @@ class YOLOv7MixDataset(MultiImageMixDataset):
             return
         loader = loaders[0]
         infos = [self.dataset.get_data_info(i) for i in range(len(self.dataset))]
-        mode = choose_mode(self.cache_images, needed_bytes=_fitted_bytes(infos, loader.img_scale),
+        # the size decides only 'auto' (it may read every image's header)
+        needed = _fitted_bytes(infos, loader.img_scale) if self.cache_images == 'auto' else 0
+        mode = choose_mode(self.cache_images, needed_bytes=needed,
                            ram_share=self.cache_ram_share, cache_dir=self.cache_dir)
         if mode is None:
             return
