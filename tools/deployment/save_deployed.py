@@ -38,6 +38,8 @@ def main(argv=None) -> str:
                          'the checkpoint to convert is a training-graph one.')
     detector = load_detector(cfg, args.checkpoint).switch_to_deploy()
     meta = dict(_load_checkpoint(args.checkpoint, map_location='cpu').get('meta', {}), deployed=True)
+    for resume_state in ('accumulated_grads', 'epoch_start_rng', 'epoch_batches_done'):
+        meta.pop(resume_state, None)  # an interrupt checkpoint's: a copy of every gradient
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=weights_to_cpu(detector.state_dict())), buffer)
     write_output(args.out, buffer.getvalue())
