@@ -68,6 +68,21 @@ def test_schedules_scale_to_the_budget():
                                                                  'ConstantLR']
 
 
+def test_ours_accumulate_as_the_recipe_or_per_nominal_batch():
+    specs = models.resolve_models(['yolov7_tiny', YOLOX_TINY])
+    expanded = models.with_nominal_batches(specs, [64, 8, 64])
+    assert [(spec.label, spec.nominal_batch) for spec in expanded] == [
+        ('yolov7_tiny', 64), ('yolov7_tiny_nb8', 8), ('yolox_tiny', None)]
+    assert models.with_nominal_batches(specs, None) == specs
+    args = compare.parse_args(['--mode', 'train', '--models', 'yolov7_tiny', '--data', 't', 'v',
+                               '--batch', '8', '--out', 'o'])
+    data = dict(train=('t.json', 'images/'), val=('v.json', 'images/'))
+    for spec, images_per_step in ((specs[0], 64), (expanded[1], 8)):  # recipe's, then --nominal-batch
+        cfg = recipe.train_config(spec, args, seed=0, data=data, num_classes=1, work_dir=Path('w'))
+        assert cfg.optim_wrapper.batch_size_per_gpu == cfg.train_dataloader.batch_size == 8
+        assert cfg.optim_wrapper.nominal_batch_size == images_per_step
+
+
 def test_bad_load_from_is_one_clear_error(capsys):
     with pytest.raises(SystemExit):
         compare.parse_args(['--mode', 'train', '--models', 'yolov7_tiny', '--out', 'o',
@@ -178,7 +193,8 @@ def test_train_mode_scales_each_recipe(train_out):
     from mmengine.config import Config
     ours = Config.fromfile(out / 'runs' / 'yolov7_tiny_seed0' / 'config.py')
     assert ours.default_hooks.param_scheduler.warmup_epochs == 1
-    assert ours.optim_wrapper.nominal_batch_size == ours.train_dataloader.batch_size == 4
+    assert ours.train_dataloader.batch_size == 4
+    assert ours.optim_wrapper.nominal_batch_size == 64  # the recipe's accumulation
     assert ours.model.bbox_head.num_classes == 1 and ours.model.bbox_head.loss.img_size == 64
     yolox = Config.fromfile(out / 'runs' / 'yolox_tiny_seed0' / 'config.py')
     assert yolox.model.bbox_head.num_classes == 1 and yolox.train_cfg.max_epochs == 1

@@ -66,6 +66,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     train.add_argument('--epochs', type=int, default=10)
     train.add_argument('--seeds', type=int, nargs='+', default=[0])
     train.add_argument('--workers', type=int, default=1, help='data loader workers')
+    train.add_argument('--nominal-batch', type=int, nargs='+', metavar='N',
+                       help='images per optimizer step of our models, each value a run of its own '
+                       '(labelled <model>_nb<N> unless it is the recipe\'s 64); default: the '
+                       'recipe\'s 64, accumulating over batches as the official train.py')
     train.add_argument('--load-from', nargs='+', metavar='LABEL=CKPT',
                        help='start a model from a checkpoint instead of from scratch')
     train.add_argument('--log-level', default='WARNING', help="mmengine's log level")
@@ -96,7 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(args.threads)
     import yolov7_mmdet  # noqa: F401  (registers our models, CocoJSONDataset, hooks)
     from yolov7_mmdet.comparison import (cost_settings, resolve_models, run_cost, run_train,
-                                         train_settings, write_cost_outputs, write_train_outputs)
+                                         train_settings, with_nominal_batches, write_cost_outputs,
+                                         write_train_outputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.replot:
@@ -105,7 +110,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         specs = resolve_models(args.models)
         write_cost_outputs(run_cost(specs, args), cost_settings(args), out)
     else:
-        results, floor = run_train(resolve_models(args.models), args)
+        specs = with_nominal_batches(resolve_models(args.models), args.nominal_batch)
+        results, floor = run_train(specs, args)
         write_train_outputs(results, floor, train_settings(args), out)
     print((out / f'{args.mode}.md').read_text())
     print(f'outputs in {args.out}')

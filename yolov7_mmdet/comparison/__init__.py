@@ -10,9 +10,10 @@ The command line is ``tools/analysis_tools/compare_models.py``; its parts, each 
 * :mod:`.report`: tables, CSV, JSON and plots.
 """
 from .cost import cost_settings, run_cost
-from .models import OURS, ModelSpec, resolve_model, resolve_models
+from .models import OURS, ModelSpec, resolve_model, resolve_models, with_nominal_batches
 from .report import train_settings, write_cost_outputs, write_train_outputs
 from .training import run_train
 
 __all__ = ['OURS', 'ModelSpec', 'cost_settings', 'resolve_model', 'resolve_models', 'run_cost',
-           'run_train', 'train_settings', 'write_cost_outputs', 'write_train_outputs']
+           'run_train', 'train_settings', 'with_nominal_batches', 'write_cost_outputs',
+           'write_train_outputs']

@@ -1,5 +1,6 @@
 """Which models to compare: our short names, mmdet's packaged configs or config files, and their
 published COCO AP (ours: the official YOLOv7 figures; mmdet's: each model zoo's ``metafile.yml``)."""
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ class ModelSpec:
     label: str
     cfg: Config
     published_ap: Optional[float]
+    nominal_batch: Optional[int] = None  # ours: images per optimizer step; None: the recipe's
 
 
 def model_label(name: str) -> str:
@@ -82,6 +84,24 @@ def resolve_models(names: Sequence[str]) -> List[ModelSpec]:
     if duplicates:
         raise ValueError(f'--models: two models share the label(s) {duplicates}')
     return specs
+
+
+def with_nominal_batches(specs: Sequence[ModelSpec],
+                         nominal_batches: Optional[Sequence[int]]) -> List[ModelSpec]:
+    """Each of our ``specs`` once per images-per-optimizer-step in ``nominal_batches`` (the others
+    once): labelled as before for the recipe's own (64), ``<label>_nb<N>`` for another ``N``."""
+    if not nominal_batches:
+        return list(specs)
+    expanded = []
+    for spec in specs:
+        recipe_nominal = spec.cfg.optim_wrapper.get('nominal_batch_size')
+        if recipe_nominal is None:  # not one of ours: it does not accumulate
+            expanded.append(spec)
+            continue
+        for nominal in dict.fromkeys(nominal_batches):  # in order, once each
+            label = spec.label if nominal == recipe_nominal else f'{spec.label}_nb{nominal}'
+            expanded.append(dataclasses.replace(spec, label=label, nominal_batch=nominal))
+    return expanded
 
 
 def build_model(cfg: Config) -> torch.nn.Module:

@@ -3,8 +3,9 @@
 Each recipe is scaled to the budget of ``--epochs`` (what it keeps and what it changes):
 
 * its optimizer, lr and weight decay as configured for one GPU (mmdet's ``auto_scale_lr`` is off by
-  default and stays off; ours steps the optimizer every batch instead of accumulating to 64 images,
-  which would leave a handful of steps in a short budget);
+  default and stays off); ours accumulates gradients to its 64 images per optimizer step, as the
+  official ``train.py`` does, or to each ``--nominal-batch`` (``8`` at batch 8: a step every
+  batch, the fix that ``tools/misc/create_config.py`` proposes for a small dataset);
 * its schedule's phases scaled by ``epochs / recipe epochs``, at least one epoch each: a boundary in
   the first half keeps its distance from the start, one in the second half its distance from the
   end (YOLOX at 10 of 300 epochs: 1 warmup, 8 cosine, 1 constant); an iteration-based warmup (RTMDet
@@ -19,7 +20,7 @@ Each recipe is scaled to the budget of ``--epochs`` (what it keeps and what it c
 import argparse
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from mmengine.config import Config
 
@@ -141,14 +142,17 @@ def scaled_schedulers(schedulers: list, *, recipe_epochs: int, epochs: int) -> l
     return scaled
 
 
-def scale_recipe(cfg: Config, *, epochs: int, batch_size: int, size: int) -> None:
-    """Fit the config's schedule to ``epochs`` (see the module docstring)."""
+def scale_recipe(cfg: Config, *, epochs: int, batch_size: int, size: int,
+                 nominal_batch: Optional[int] = None) -> None:
+    """Fit the config's schedule to ``epochs`` (see the module docstring); ours accumulates to
+    ``nominal_batch`` images per optimizer step (None: the recipe's own)."""
     recipe_epochs = cfg.train_cfg.max_epochs
     scheduler_hook = cfg.default_hooks.get('param_scheduler', {})
     if scheduler_hook.get('type') == 'YOLOv7ParamSchedulerHook':  # ours
         scheduler_hook.update(min_warmup_iters=0, warmup_epochs=phase_boundary(
             scheduler_hook.warmup_epochs, recipe_epochs=recipe_epochs, epochs=epochs))
-        cfg.optim_wrapper.update(batch_size_per_gpu=batch_size, nominal_batch_size=batch_size)
+        cfg.optim_wrapper.update(batch_size_per_gpu=batch_size, nominal_batch_size=(
+            nominal_batch or cfg.optim_wrapper.nominal_batch_size))
         if 'img_size' in cfg.model.bbox_head.get('loss', {}):
             cfg.model.bbox_head.loss.img_size = size  # as the official train.py: the input size
     if cfg.get('param_scheduler'):
@@ -163,7 +167,8 @@ def train_config(spec: ModelSpec, args: argparse.Namespace, *, seed: int, data: 
     cfg = spec.cfg.copy()
     from_scratch(cfg.model, num_classes)
     point_at_data(cfg, data, size=args.size, batch_size=args.batch, workers=args.workers)
-    scale_recipe(cfg, epochs=args.epochs, batch_size=args.batch, size=args.size)
+    scale_recipe(cfg, epochs=args.epochs, batch_size=args.batch, size=args.size,
+                 nominal_batch=spec.nominal_batch)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=args.epochs,
                                         max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
