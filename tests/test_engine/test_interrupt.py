@@ -61,6 +61,33 @@ def test_interrupted_mid_epoch_and_resumed_equals_the_straight_run(tmp_path, sig
     assert_same(final_state(resumed), final_state(straight))
 
 
+def test_second_interrupt_in_the_resumed_epoch_counts_its_skipped_batches(tmp_path):
+    """Resumed after batch 2 of epoch 2 and interrupted again after its batch 4: the second
+    checkpoint says 4 batches of the epoch are done (not the 2 run since the resume), and resuming
+    from it still ends where the straight run does."""
+    previous = signal.getsignal(signal.SIGINT)
+    name = f'twice_{tmp_path.name}'
+    first = make_runner(tmp_path / 'resumed', name=f'{name}_first', max_epochs=3,
+                        extra_hooks=[SignalAt(4, signal.SIGINT)])  # stops after iteration 6
+    with pytest.raises(TrainingInterrupted, match=r'after iteration 6 \(epoch 2, batch 2/4\)'):
+        first.train()
+    second = make_runner(tmp_path / 'resumed', name=f'{name}_second', max_epochs=3, resume=True,
+                         extra_hooks=[SignalAt(6, signal.SIGINT)])  # stops after iteration 8
+    with pytest.raises(TrainingInterrupted) as stop:
+        second.train()
+    assert 'after iteration 8 (epoch 2, batch 4/4)' in str(stop.value)
+    assert 'with epoch 3' in str(stop.value)
+    assert torch.load(tmp_path / 'resumed' / 'iter_8.pth',
+                      weights_only=True)['meta']['epoch_batches_done'] == 4
+    assert signal.getsignal(signal.SIGINT) == previous
+
+    resumed = make_runner(tmp_path / 'resumed', name=f'{name}_resumed', max_epochs=3, resume=True)
+    resumed.train()
+    straight = make_runner(tmp_path / 'straight', name=f'{name}_straight', max_epochs=3)
+    straight.train()
+    assert_same(final_state(resumed), final_state(straight))
+
+
 def test_train_tool_on_sigint_saves_says_so_and_resumes(tmp_path):
     """``tools/train.py`` with a real config: Ctrl-C mid-epoch, one line, exit 130, ``--resume``."""
     config = write_tiny_config(tmp_path, tmp_path / 'data', num_train=16, max_epochs=1)
