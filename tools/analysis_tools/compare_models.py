@@ -8,6 +8,9 @@
     python tools/analysis_tools/compare_models.py --mode train --models yolov7_tiny \\
         mmdet::yolox/yolox_tiny_8xb8-300e_coco.py --data train.json val.json --image-root IMAGES \\
         --epochs 10 --size 256 --batch 8 --seeds 0 1 --out work_dirs/compare_raccoon
+    # ours twice: accumulating to the recipe's 64 images per step, and stepping every batch of 8
+    python tools/analysis_tools/compare_models.py --mode train --models yolov7_tiny \
+        --nominal-batch 64 8 --data train.json val.json --out work_dirs/compare_raccoon
 
 ``--models`` takes our short names (``yolov7_tiny``, ``yolov7_l``, ``yolov7_x``, ``yolov7_w6``,
 ``yolov7_e6``, ``yolov7_d6``, ``yolov7_e6e``), mmdet's packaged configs (``mmdet::...``) or any config
