@@ -9,7 +9,8 @@ evaluates (and draws) the model after ``switch_to_deploy()``, the graph that is 
 It evaluates with the protocol that the config validates with (``val_dataloader``): the COCO configs'
 is the official ``test.py`` one (rectangular batches of 32 sorted by aspect ratio: the published
 numbers), the custom and demo configs' the square letterbox; ``--eval-protocol official|square``
-chooses (``square``: every image letterboxed to the model size, what exported models take); see
+chooses (``square``: every image letterboxed to the model size, what exported models take; and
+``official`` takes ``val_dataloader``'s batch size where it validates that way, else 32); see
 ``yolov7_mmdet/datasets/rect_eval.py``.
 """
 import argparse

@@ -257,6 +257,10 @@ def test_protocols_convert_both_ways():
     assert custom.test_dataloader.batch_size == 32 and custom.test_dataloader.collate_fn.stride == 32
     with pytest.raises(ValueError, match="'official' or 'square'"):
         set_eval_protocol(custom, 'rect')
+    smaller = Config.fromfile(str(TINY_COCO))  # validating in rectangular batches of 16
+    smaller.val_dataloader.batch_size = 16
+    set_eval_protocol(smaller, 'official')  # as tools/test.py does: the test loader follows
+    assert smaller.test_dataloader.batch_size == smaller.val_dataloader.batch_size == 16
 
 
 def test_export_describes_the_square_protocol_of_an_official_config():

@@ -29,7 +29,7 @@ square form, for what reads it without our tools (``DetInferencer``, export, mmd
 from __future__ import annotations
 
 import copy
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 from mmengine.dataset import pseudo_collate
@@ -225,17 +225,23 @@ def eval_protocol_of(loader: dict) -> str:
     return 'official' if batch_sampler.get('type') == 'YOLOv7RectBatchSampler' else 'square'
 
 
-def set_eval_protocol(cfg, protocol: str, *, batch_size: int = OFFICIAL_BATCH_SIZE) -> None:
+def set_eval_protocol(cfg, protocol: str, *, batch_size: Optional[int] = None) -> None:
     """Make ``cfg``'s ``test_dataloader`` and ``val_dataloader`` use ``protocol``, in place.
 
     Args:
         cfg: An mmengine ``Config`` of a YOLOv7 model (``model.bbox_head.strides``).
         protocol: ``'official'`` (rectangular batches of ``batch_size``, as ``test.py``) or
             ``'square'`` (every image letterboxed to ``s x s``).
-        batch_size: Images per batch of the official protocol.
+        batch_size: Images per batch of the official protocol (the shapes depend on it). Defaults
+            to the batch of the config's loader that is in the official protocol already
+            (``val_dataloader`` first), else 32 (``test.py --batch 32``).
     """
     if protocol not in ('official', 'square'):
         raise ValueError(f"eval protocol must be 'official' or 'square', got {protocol!r}")
+    if batch_size is None:
+        batch_size = next((cfg[name].batch_size for name in ('val_dataloader', 'test_dataloader')
+                           if cfg.get(name) and eval_protocol_of(cfg[name]) == 'official'),
+                          OFFICIAL_BATCH_SIZE)
     strides = cfg.model.get('bbox_head', {}).get('strides', (8, 16, 32))
     for name in ('test_dataloader', 'val_dataloader'):
         if cfg.get(name) is None:
