@@ -86,6 +86,18 @@ def test_a_loader_fitting_to_another_size_is_refused():
         check_runner_input_sizes(runner, ('train_dataloader',))
 
 
+def test_paste_in_cutting_from_another_size_is_refused():
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs/yolov7/yolov7_tiny_8xb16-300e_coco.py'))
+    runner = fake_runner(cfg)
+    check_runner_input_sizes(runner, ('train_dataloader',))
+    paste_in = [transform for transform in cfg.train_dataloader.dataset.pipeline
+                if transform['type'] == 'YOLOv7PasteIn']
+    assert len(paste_in) == 1
+    paste_in[0]['img_scale'] = (320, 320)
+    with pytest.raises(ValueError, match=r'YOLOv7PasteIn img_scale=\(320, 320\), not \(640, 640'):
+        check_runner_input_sizes(runner, ('train_dataloader',))
+
+
 def test_sizes_must_be_multiples_of_the_largest_stride():
     cfg = Config.fromfile(str(REPO_ROOT / 'configs/yolov7/yolov7_tiny_custom.py'))
     runner = fake_runner(cfg)

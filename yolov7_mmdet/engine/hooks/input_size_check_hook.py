@@ -1,9 +1,9 @@
 """``InputSizeCheckHook``: stop before a loop starts when the config's input sizes disagree.
 
-A YOLOv7 config states its input size in many places: the mosaic and affine ``img_scale`` of
-training, the ``Resize`` / ``YOLOv7Letterbox`` / ``YOLOv7ResizeLongSide`` ``scale`` of validation,
-testing and test-time augmentation (and the ``img_size`` of the official protocol's collate), and
-the loss's ``img_size`` (the objectness gain is scaled by ``(img_size / 640)^2``).
+A YOLOv7 config states its input size in many places: the mosaic, affine, loading and paste-in
+``img_scale`` of training, the ``Resize`` / ``YOLOv7Letterbox`` / ``YOLOv7ResizeLongSide``
+``scale`` of validation, testing and test-time augmentation (and the ``img_size`` of the official
+protocol's collate), and the loss's ``img_size`` (the objectness gain is scaled by ``(img_size / 640)^2``).
 mmengine does not re-evaluate a base config's variables in a child config, so a child that changes
 ``img_scale`` without re-assigning every field leaves some at the old size, and trains or evaluates
 silently wrong (a model trained at 128 px tested at 640 px scores 0 mAP). This hook compares every
@@ -27,7 +27,7 @@ from mmdet.registry import HOOKS
 # default: the wrapper sets it to the mosaic's) is not checked. The official evaluation's
 # rectangular-batch collate is checked with them (its ``img_size``).
 SIZED_TRANSFORMS = {'YOLOv7Mosaic': 'img_scale', 'YOLOv7RandomAffine': 'img_scale',
-                    'YOLOv7LoadImageAndAnnotations': 'img_scale',
+                    'YOLOv7LoadImageAndAnnotations': 'img_scale', 'YOLOv7PasteIn': 'img_scale',
                     'YOLOv7Letterbox': 'scale', 'Resize': 'scale', 'YOLOv7ResizeLongSide': 'scale',
                     'yolov7_rect_collate': 'img_size'}
 
