@@ -119,12 +119,14 @@ def test_one_folder_voc_set_with_val_fraction(places):
                   '--out', results, '--cfg-options', *NO_WORKERS], cwd)
     assert METRIC.search(out) and 'coco/bbox_mAP_50' in out, out[-2000:]
     with open(results, 'rb') as file:
-        assert len(pickle.load(file)) == 3  # the val images
+        predictions = pickle.load(file)
+    assert sorted(Path(p['img_path']).name for p in predictions) == sorted(
+        image['file_name'] for image in val['images'])  # without --test: the val images
 
 
 ROBOFLOW_CLASSES = ['cat', 'dog']
 SPLIT_SIZES = dict(train=8, valid=3, test=5)
-OUT_NAME = dict(train='train', valid='val', test='test')  # the doc's data/mine/{train,val,test}.json
+OUT_NAME = dict(train='train', valid='val', test='test')  # doc: data/mine/{train,val,test}.json
 
 
 def roboflow_export(export: Path) -> None:
