@@ -97,6 +97,33 @@ def test_dirty_coco_json_is_cleaned(tmp_path):
                                          degenerate_box=1, clipped_box=1)
 
 
+def _roboflow_coco(placeholder_boxes: bool = False) -> dict:
+    """A Roboflow export's annotations: category 0 the project's name, supercategory of the rest."""
+    return dict(
+        images=[dict(id=0, file_name='x.jpg', width=64, height=48)],
+        annotations=[dict(id=0, image_id=0, category_id=2, bbox=[4, 4, 20, 20])] + (
+            [dict(id=1, image_id=0, category_id=0, bbox=[30, 4, 20, 20])] if placeholder_boxes else []),
+        categories=[dict(id=0, name='pets-xyz', supercategory='none'),
+                    dict(id=1, name='cat', supercategory='pets-xyz'),
+                    dict(id=2, name='dog', supercategory='pets-xyz')])
+
+
+def test_roboflow_placeholder_category_is_not_a_class(tmp_path):
+    write_image(tmp_path / 'x.jpg', size=(64, 48))
+    (tmp_path / 'export.json').write_text(json.dumps(_roboflow_coco()))
+    data = read_coco_json(tmp_path / 'export.json', image_root=tmp_path)
+    assert data.classes == ('cat', 'dog') and data.images[0].labels.tolist() == [1]
+    given = read_coco_json(tmp_path / 'export.json', image_root=tmp_path,
+                           classes=['pets-xyz', 'dog'])  # --classes decides
+    assert given.classes == ('pets-xyz', 'dog') and given.images[0].labels.tolist() == [1]
+    (tmp_path / 'boxed.json').write_text(json.dumps(_roboflow_coco(placeholder_boxes=True)))
+    assert read_coco_json(tmp_path / 'boxed.json', image_root=tmp_path).classes == (
+        'pets-xyz', 'cat', 'dog')  # a category with boxes is a class, whatever its name
+    one = dict(_roboflow_coco(), categories=[dict(id=0, name='cat', supercategory='none')])
+    (tmp_path / 'one.json').write_text(json.dumps(one))
+    assert read_coco_json(tmp_path / 'one.json', image_root=tmp_path).classes == ('cat', )
+
+
 def test_converter_cli_yolo_data_yaml(tmp_path):
     write_image(tmp_path / 'ds' / 'images' / 'val' / 'p.jpg', size=(40, 20))
     write_yolo_labels(tmp_path / 'ds' / 'labels' / 'val' / 'p.txt', ['1 0.5 0.5 0.5 0.5'])

@@ -198,7 +198,8 @@ def read_coco_json(ann_file: Union[str, Path], *, image_root: Union[str, Path],
         ann_file: The COCO JSON file.
         image_root: Folder the ``file_name``s are relative to.
         classes (optional): Keep only these classes (by name, any source of
-            :func:`load_class_names`); default: every category, in id order.
+            :func:`load_class_names`); default: every category, in id order, but a Roboflow
+            export's placeholder (:func:`roboflow_placeholder`).
         issues (DataIssues, optional): Counter to add to (a new one by default).
         decode (bool): Decode every image to catch corrupt files. Defaults to True.
         drop_images_with_bad_boxes (bool): Skip images whose every annotation was dropped (see
@@ -215,6 +216,12 @@ def read_coco_json(ann_file: Union[str, Path], *, image_root: Union[str, Path],
     categories = _categories(coco, ann_file)
     if not categories and classes is None:
         raise ValueError(f'{ann_file}: no `categories`, so no class names; give them with --classes')
+    placeholder = roboflow_placeholder(coco) if classes is None else None
+    if placeholder is not None:
+        print_log(f'{printable(str(ann_file))}: category {placeholder} '
+                  f'{printable(categories.pop(placeholder))!r} is the supercategory of every other '
+                  "category and has no box (a Roboflow export's placeholder): not a class "
+                  '(--classes chooses the classes)', logger='current', level=logging.INFO)
     names = load_class_names(classes if classes is not None else list(categories.values()))
     label_of_category = {category_id: names.index(name)
                          for category_id, name in categories.items() if name in names}
@@ -299,6 +306,25 @@ def _categories(coco: dict, ann_file: Path) -> Dict[int, str]:
             raise ValueError(f'{ann_file}: `categories` has the id {category_id} twice')
         categories[category_id] = category['name']
     return dict(sorted(categories.items()))
+
+
+def roboflow_placeholder(coco: dict) -> Optional[int]:
+    """The id of the category that a Roboflow COCO export adds before the real classes, or None.
+
+    Roboflow writes the project's name as category 0 (supercategory ``'none'``) and makes it the
+    ``supercategory`` of every real class; no annotation uses it. Only a category that is all of
+    that (and only with at least one other category) is taken for the placeholder.
+    """
+    categories = [category for category in coco.get('categories') or []
+                  if isinstance(category, dict)]
+    used = {ann['category_id'] for ann in coco.get('annotations') or []
+            if isinstance(ann, dict) and _is_id(ann.get('category_id'))}
+    for category in categories:
+        others = [other for other in categories if other is not category]
+        if others and category['id'] not in used and all(
+                other.get('supercategory') == category['name'] for other in others):
+            return category['id']
+    return None
 
 
 def _list_field(coco: dict, key: str, ann_file: Path) -> list:
