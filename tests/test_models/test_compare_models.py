@@ -77,10 +77,13 @@ def test_ours_accumulate_as_the_recipe_or_per_nominal_batch():
     args = compare.parse_args(['--mode', 'train', '--models', 'yolov7_tiny', '--data', 't', 'v',
                                '--batch', '8', '--out', 'o'])
     data = dict(train=('t.json', 'images/'), val=('v.json', 'images/'))
-    for spec, images_per_step in ((specs[0], 64), (expanded[1], 8)):  # recipe's, then --nominal-batch
+    for spec, images_per_step in ((specs[0], 64), (expanded[1], 8)):  # recipe's, --nominal-batch
         cfg = recipe.train_config(spec, args, seed=0, data=data, num_classes=1, work_dir=Path('w'))
         assert cfg.optim_wrapper.batch_size_per_gpu == cfg.train_dataloader.batch_size == 8
         assert cfg.optim_wrapper.nominal_batch_size == images_per_step
+    with pytest.raises(SystemExit):
+        compare.parse_args(['--mode', 'train', '--models', 'yolov7_tiny', '--data', 't', 'v',
+                            '--nominal-batch', '0', '--out', 'o'])
 
 
 def test_bad_load_from_is_one_clear_error(capsys):

@@ -81,6 +81,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--models is required (except with --replot)')
     if args.mode == 'train' and not args.data and not args.replot:
         parser.error('--mode train needs --data TRAIN_JSON VAL_JSON')
+    if args.nominal_batch and min(args.nominal_batch) < 1:
+        parser.error(f'--nominal-batch takes images per optimizer step (>= 1), got '
+                     f'{args.nominal_batch}')
     try:
         args.load_from = load_from_arg(args.load_from)
     except ValueError as error:
