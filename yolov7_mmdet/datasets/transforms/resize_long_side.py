@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import mmcv
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
+
+from ..image_cache import fit_image, fitted_size
 
 
 def long_side_resized_hw(ori_hw: Sequence[int], img_size: int) -> tuple[int, int]:
     """``(h, w)`` of an ``ori_hw`` image after ``YOLOv7ResizeLongSide(scale=img_size)``."""
-    height, width = ori_hw[:2]
-    ratio = img_size / max(height, width)
-    return (int(height * ratio), int(width * ratio)) if ratio != 1 else (height, width)
+    return fitted_size(*ori_hw[:2], (img_size, img_size))[1]
 
 
 @TRANSFORMS.register_module()
@@ -42,12 +41,9 @@ class YOLOv7ResizeLongSide(BaseTransform):
         self.scale = int(width)
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        height, width = img.shape[:2]
-        new_h, new_w = long_side_resized_hw((height, width), self.scale)  # floored, as the official
-        if (new_h, new_w) != (height, width):
-            shrink = self.scale < max(height, width)
-            img = mmcv.imresize(img, (new_w, new_h), interpolation='area' if shrink else 'bilinear')
+        height = results['img'].shape[0]
+        # floored sizes; INTER_AREA when shrinking, bilinear when enlarging (the official test loader)
+        img, _ = fit_image(results['img'], (self.scale, self.scale), shrink_interpolation='area')
         gain = img.shape[0] / height  # the official scale_coords divides x and y by the height ratio
         results['img'] = img
         results['img_shape'] = img.shape[:2]
