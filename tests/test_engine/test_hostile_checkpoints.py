@@ -222,3 +222,20 @@ def test_test_tool_missing_checkpoint_is_one_line(tmp_path):
     assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line == f"test.py: error: Checkpoint '{tmp_path / 'missing.pth'}' does not exist."
+
+
+def test_load_from_a_url_or_a_home_path_is_not_called_missing(tmp_path, monkeypatch):
+    """``load_from`` may be a URL (mmengine's loaders fetch it) or start with ``~``: the fit
+    check reads both, and calls only a missing local file missing."""
+    from yolov7_mmdet.utils import launch
+    state = {'conv.weight': torch.ones(1)}
+    monkeypatch.setenv('HOME', str(tmp_path))
+    torch.save(dict(state_dict=state), tmp_path / 'home.pth')
+    assert launch.checkpoint_state_dict('~/home.pth').keys() == state.keys()
+    fetched = []
+    monkeypatch.setattr(launch, '_load_checkpoint',
+                        lambda name, **kwargs: fetched.append(name) or dict(state_dict=state))
+    assert launch.checkpoint_state_dict('https://example.org/w.pth').keys() == state.keys()
+    assert fetched == ['https://example.org/w.pth']
+    with pytest.raises(launch.CheckpointNotFoundError, match='does not exist'):
+        launch.checkpoint_state_dict(str(tmp_path / 'missing.pth'))

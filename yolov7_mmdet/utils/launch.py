@@ -108,11 +108,12 @@ def checkpoint_state_dict(checkpoint: str) -> dict:
     """The model state dict of a checkpoint file (its ``state_dict``, or the file itself).
 
     Raises:
-        CheckpointNotFoundError: If the file does not exist.
+        CheckpointNotFoundError: If a local file (``~`` expanded) does not exist; a URL is left to
+            mmengine's loaders.
         CheckpointError: If the file is unreadable or unsafe (see ``load_checkpoint_safely``), or
             holds no state dict (a list, a tensor, a dict without tensors).
     """
-    if not osp.isfile(checkpoint):
+    if '://' not in checkpoint and not osp.isfile(osp.expanduser(checkpoint)):  # URLs: mmengine's
         raise CheckpointNotFoundError(f'Checkpoint {checkpoint!r} does not exist.')
     loaded = _load_checkpoint(checkpoint, map_location='cpu', logger='silent')
     state_dict = loaded.get('state_dict', loaded) if isinstance(loaded, Mapping) else loaded
@@ -167,7 +168,8 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: str) -> None:
     another ``num_classes``). ``tools/test.py`` and the exporter call this before loading.
 
     Raises:
-        CheckpointNotFoundError: If the file does not exist.
+        CheckpointNotFoundError: If a local file (``~`` expanded) does not exist; a URL is left to
+            mmengine's loaders.
         CheckpointError: If the file holds no state dict, or keys are missing or unexpected, or
             shapes differ; the message lists them and names the variant the checkpoint fits.
     """
