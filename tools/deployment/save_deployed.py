@@ -17,6 +17,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, weights_to_cpu
 
 import yolov7_mmdet  # noqa: F401  (registers the plugin)
 from yolov7_mmdet.deployment.export import check_output_file, load_detector, write_output
+from yolov7_mmdet.engine.hooks.atomic_checkpoint_hook import RESUME_META_KEYS
 from yolov7_mmdet.utils.launch import load_config
 
 
@@ -38,7 +39,7 @@ def main(argv=None) -> str:
                          'the checkpoint to convert is a training-graph one.')
     detector = load_detector(cfg, args.checkpoint).switch_to_deploy()
     meta = dict(_load_checkpoint(args.checkpoint, map_location='cpu').get('meta', {}), deployed=True)
-    for resume_state in ('accumulated_grads', 'epoch_start_rng', 'epoch_batches_done'):
+    for resume_state in RESUME_META_KEYS:
         meta.pop(resume_state, None)  # an interrupt checkpoint's: a copy of every gradient
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=weights_to_cpu(detector.state_dict())), buffer)

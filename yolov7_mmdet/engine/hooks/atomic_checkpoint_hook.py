@@ -123,6 +123,11 @@ class _SkipFirstIndices:
         return getattr(self.sampler, name)
 
 
+# The ``meta`` keys with which an interrupt checkpoint resumes mid-epoch (tools that keep only the
+# weights, e.g. tools/deployment/save_deployed.py, drop them: a copy of every gradient)
+RESUME_META_KEYS = ('epoch_batches_done', 'epoch_start_rng', 'accumulated_grads')
+
+
 def _accumulated_grads(runner) -> dict:
     """The gradients accumulated since the last optimizer step, by parameter name (empty after one)."""
     if getattr(runner.optim_wrapper, 'should_update', lambda: True)():
@@ -214,8 +219,8 @@ class AtomicCheckpointHook(CheckpointHook):
         runner.save_checkpoint(
             self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
             save_param_scheduler=self.save_param_scheduler,
-            meta=dict(epoch_batches_done=done, epoch_start_rng=self._epoch_start_rng,
-                      accumulated_grads=_accumulated_grads(runner)),
+            meta=dict(zip(RESUME_META_KEYS,
+                          (done, self._epoch_start_rng, _accumulated_grads(runner)))),
             by_epoch=False, backend_args=self.backend_args, **self.args)
         path = self.file_backend.join_path(self.out_dir, filename)
         if is_main_process():
