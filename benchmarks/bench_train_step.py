@@ -62,7 +62,7 @@ import bench_assigner_loss as assigner_bench  # noqa: E402
 import yolov7_mmdet  # noqa: E402,F401  (registers the plugin)
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
-from yolov7_mmdet.datasets import MIX_WRAPPER_TYPES  # noqa: E402
+from yolov7_mmdet.datasets import unwrapped_dataset_cfg  # noqa: E402
 from yolov7_mmdet.datasets.rect_eval import set_eval_protocol  # noqa: E402
 from yolov7_mmdet.engine.hooks.ema_hook import YOLOv7ModelEMA  # noqa: E402
 from yolov7_mmdet.utils.timing import interleaved_medians  # noqa: E402
@@ -139,15 +139,9 @@ def convert_bccd(out_dir: Path) -> dict:
     return splits
 
 
-def inner_dataset(dataset_cfg: Config) -> Config:
-    """The dataset config inside a mosaic wrapper (``YOLOv7MixDataset``, mmdet's
-    ``MultiImageMixDataset``), or ``dataset_cfg`` itself."""
-    return dataset_cfg.dataset if dataset_cfg.type in MIX_WRAPPER_TYPES else dataset_cfg
-
-
 def point_at_data(cfg: Config, splits: dict, *, batch_size: int, workers: int) -> None:
     """Make the dataloaders of ``cfg`` read ``splits`` through their own pipelines (classes from the files)."""
-    inner = inner_dataset(cfg.train_dataloader.dataset)
+    inner = unwrapped_dataset_cfg(cfg.train_dataloader.dataset)
     for dataset, (ann_file, prefix) in ((inner, splits['train']),
                                         (cfg.val_dataloader.dataset, splits['val'])):
         dataset.update(type='CocoJSONDataset', data_root='', ann_file=ann_file,
@@ -363,9 +357,10 @@ def our_train_datasets(args, ann_file: Path, image_dir: Path, modes: Sequence) -
     from mmdet.registry import DATASETS
     cfg = load_config(args.config, size=args.size, batch=args.batch, workers=0)
     train = cfg.train_dataloader.dataset
-    inner_dataset(train).update(type='CocoJSONDataset', data_root='', ann_file=str(ann_file),
-                                data_prefix=dict(img=f'{image_dir}/'))
-    inner_dataset(train).pop('metainfo', None)
+    inner = unwrapped_dataset_cfg(train)
+    inner.update(type='CocoJSONDataset', data_root='', ann_file=str(ann_file),
+                 data_prefix=dict(img=f'{image_dir}/'))
+    inner.pop('metainfo', None)
     cache_dir = str(ann_file.parent / 'image_cache')  # 'disk': in the run's temporary folder
     return train, {mode: DATASETS.build(dict(train, cache_images=mode, cache_dir=cache_dir))
                    for mode in modes}

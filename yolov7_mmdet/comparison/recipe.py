@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 from mmengine.config import Config
 
-from ..datasets import MIX_WRAPPER_TYPES
+from ..datasets import unwrapped_dataset_cfg
 from .models import ModelSpec
 
 SIMPLE_PIPELINE_DROPS_HOOKS = ('YOLOXModeSwitchHook', 'PipelineSwitchHook')
@@ -54,11 +54,6 @@ def from_scratch(model_cfg: dict, num_classes: int) -> None:
     walk_dicts(model_cfg, visit)
 
 
-def inner_dataset(loader: dict) -> dict:
-    dataset = loader['dataset']
-    return dataset['dataset'] if dataset.get('type') in MIX_WRAPPER_TYPES else dataset
-
-
 def simple_train_pipeline(size: int) -> list:
     """Letterbox to ``size`` x ``size`` and a random flip: the same training data for every model."""
     return [
@@ -85,7 +80,7 @@ def sized_test_pipeline(pipeline: list, size: int) -> list:
 
 def point_at_data(cfg: Config, data: dict, *, size: int, batch_size: int, workers: int) -> None:
     """Train on ``data['train']`` with the simple pipeline, validate on ``data['val']``."""
-    train = inner_dataset(cfg.train_dataloader)
+    train = unwrapped_dataset_cfg(cfg.train_dataloader.dataset)
     train.update(pipeline=simple_train_pipeline(size), filter_cfg=dict(filter_empty_gt=False))
     cfg.train_dataloader.dataset = train  # no mosaic wrapper around it
     val_pipeline = sized_test_pipeline(cfg.val_dataloader.dataset.pipeline, size)

@@ -39,6 +39,12 @@ from .transforms.load_fitted import YOLOv7LoadImageAndAnnotations
 MIX_WRAPPER_TYPES = ('YOLOv7MixDataset', 'MultiImageMixDataset')
 
 
+def unwrapped_dataset_cfg(dataset_cfg):
+    """The dataset config inside a mosaic wrapper (``YOLOv7MixDataset``, mmdet's
+    ``MultiImageMixDataset``), or ``dataset_cfg`` itself."""
+    return dataset_cfg['dataset'] if dataset_cfg.get('type') in MIX_WRAPPER_TYPES else dataset_cfg
+
+
 def own_results(results: dict) -> dict:
     """The dicts one transform call owns (see the module docstring): ``results`` and its
     ``mix_results`` entries shallow-copied, their box, label and flag fields copied."""
