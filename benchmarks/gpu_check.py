@@ -237,7 +237,6 @@ class Context:
     def __init__(self, sizes: Sizes, device: torch.device, work_dir: Path, out_dir: Path, deadline: float) -> None:
         self.sizes, self.device, self.work_dir, self.deadline = sizes, device, work_dir, deadline
         self.out_dir = out_dir  # what comes back from the device: the report and the logs
-        self.dry_run = sizes is DRY
         self.deadline_step = deadline  # of the running step; set by run_steps
         self._models = {}
 
@@ -248,7 +247,7 @@ class Context:
         if key not in self._models:
             cfg = bench.load_config(VARIANT_CONFIG.format(arch), size=size, batch=1, workers=0,
                                     model_options=options)
-            self._models[key] = (cfg, bench.build_model(cfg, self.device))
+            self._models[key] = bench.build_model(cfg, self.device)
         return self._models[key]
 
     def forget_models(self) -> None:
@@ -356,7 +355,7 @@ def step_no_sync(ctx: Context) -> list[Row]:
     rows = []
     for arch, size in (('tiny', ctx.sizes.sync_size), ('w6', 2 * ctx.sizes.sync_size)):
         for amp in ctx.sizes.sync_amps:
-            _, model = ctx.model(arch, size)
+            model = ctx.model(arch, size)
             step = bench.TrainStep(model, amp=amp)
             inputs, samples = synthetic_batch(ctx, 2, size, 4, model.bbox_head.num_classes)
             step(inputs, samples)  # warm-up: lazy initialisation, the EMA's one read of its count
@@ -389,7 +388,7 @@ def step_l_train(ctx: Context) -> list[Row]:
     """Item 3 (and 8): the L step, fp16 at 10 and 50 GTs with its loss share; channels_last; bf16."""
     import bench_train_step as bench
     sizes = ctx.sizes
-    cfg, model = ctx.model(sizes.l_arch, sizes.l_size)
+    model = ctx.model(sizes.l_arch, sizes.l_size)
     head = model.bbox_head
     ours, stand_in = head.loss_module, bench.StandInLoss()
     steps = {amp: bench.TrainStep(model, amp=sizes.amp[amp]) for amp in ('fp16', 'bf16')}
@@ -414,7 +413,7 @@ def step_l_train(ctx: Context) -> list[Row]:
     rows.append(Row(3, 'L step bf16, 10 GTs', round(rates['bf16 10'][0], 1), f'img/s ({batch})', rates['bf16 10'][1]))
     del calls, steps, model, head  # the optimizers' and EMAs' state too: the peak below is the new model's
     ctx.forget_models()
-    _, cl_model = ctx.model(sizes.l_arch, sizes.l_size, channels_last=True)
+    cl_model = ctx.model(sizes.l_arch, sizes.l_size, channels_last=True)
     cl_step = bench.TrainStep(cl_model, amp=sizes.amp['fp16'])
     cl_rate = images_per_second({'cl': lambda: cl_step(*batches[10])}, sizes.l_batch, ctx, sizes.step_rounds)['cl']
     rows.append(Row(3, 'L step fp16 channels_last, 10 GTs', round(cl_rate[0], 1), f'img/s ({batch})', cl_rate[1]))
@@ -425,7 +424,7 @@ def step_w6_aux(ctx: Context) -> list[Row]:
     """Item 4: W6 with its aux head, one fp16 step at b8/1280 (the official aux loss crashes on CUDA)."""
     import bench_train_step as bench
     sizes = ctx.sizes
-    _, model = ctx.model('w6', sizes.w6_size)
+    model = ctx.model('w6', sizes.w6_size)
     step = bench.TrainStep(model, amp=sizes.amp['fp16'])
     inputs, samples = synthetic_batch(ctx, sizes.w6_batch, sizes.w6_size, 10, model.bbox_head.num_classes)
     rate, peak = images_per_second({'w6': lambda: step(inputs, samples)}, sizes.w6_batch, ctx, (1, 1))['w6']
@@ -456,7 +455,7 @@ def step_dataloader(ctx: Context) -> list[Row]:
     import bench_train_step as bench
     sizes = ctx.sizes
     splits = coco128_splits(ctx.work_dir)
-    _, model = ctx.model(sizes.l_arch, sizes.l_size)
+    model = ctx.model(sizes.l_arch, sizes.l_size)
     step = bench.TrainStep(model, amp=sizes.amp['fp16'])
     inputs, samples = synthetic_batch(ctx, sizes.l_batch, sizes.l_size, 10, model.bbox_head.num_classes)
     calls = {'synthetic': lambda: step(inputs, samples)}
@@ -503,7 +502,7 @@ def step_inference(ctx: Context) -> list[Row]:
     dtype = torch.float16 if on_cuda else torch.float32
     rows = []
     for arch in ('l', 'tiny'):
-        _, train_model = ctx.model(arch, sizes.infer_size)
+        train_model = ctx.model(arch, sizes.infer_size)
         deployed = copy.deepcopy(train_model).eval().switch_to_deploy()
         for batch in sizes.infer_batches:
             images = torch.randn(batch, 3, sizes.infer_size, sizes.infer_size, device=ctx.device)
