@@ -98,13 +98,11 @@ class ImageCache:
     ``results['img']`` in place (see ``YOLOv7MixDataset``).
 
     Args:
-        entries: ``{img_path: CachedImage}``.
-        mode: ``'ram'`` or ``'disk'`` (for messages).
+        entries: ``{img_path: CachedImage}`` (in RAM or on disk, per entry).
     """
 
-    def __init__(self, entries: dict, *, mode: str) -> None:
+    def __init__(self, entries: dict) -> None:
         self.entries = entries
-        self.mode = mode
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -231,4 +229,4 @@ def build_image_cache(paths: Iterable[str], *, mode: str, load: LoadFn, params: 
     held = sum(entry.img.nbytes for entry in entries.values() if entry.img is not None)
     where = f'{held / 2**30:.2f} GiB of RAM' if mode == 'ram' else cache_dir
     print_log(f'image cache ({mode}): {len(entries)} images fitted once, in {where}', logger='current')
-    return ImageCache(entries, mode=mode)
+    return ImageCache(entries)
